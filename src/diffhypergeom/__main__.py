@@ -1,0 +1,5 @@
+import sys
+
+from diffhypergeom.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""The ``diffhypergeom`` command line: one subcommand per job.
+
+Each subcommand lives in its own module, named in ``COMMANDS``. A command module exposes
+``configure(parser: argparse.ArgumentParser) -> None`` (adds its options; it must import only the
+standard library at module level so that ``--help`` stays fast) and ``run(args) -> int``
+(imports what it needs and does the work). ``configure`` may add nested subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("diffhypergeom.commands.demo", "exact vs relaxed vs merge sampling on a small urn"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diffhypergeom",
+        description="The exact, differentiable multivariate Fisher noncentral hypergeometric "
+        "distribution: demos, validation studies, benchmarks and the paper's experiments.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command_parser = sub.add_parser(
+            name,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip(),
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        module.configure(command_parser)
+        command_parser.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = importlib.import_module(args._module)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

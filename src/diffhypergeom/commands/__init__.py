@@ -1,0 +1,1 @@
+"""Subcommands of the ``diffhypergeom`` CLI (see ``diffhypergeom.cli``)."""

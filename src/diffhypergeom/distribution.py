@@ -1,0 +1,360 @@
+"""``MultivariateFisherNCHypergeometric``: the exact, differentiable multivariate Fisher
+noncentral hypergeometric distribution as a ``torch.distributions.Distribution``.
+
+An urn holds ``m_i`` balls of class ``i`` (``i = 1..c``) with weights ``w_i = exp(logits_i)``;
+``n`` balls are drawn. The probability of the class counts ``x`` is
+
+    p(x; w) = prod_i C(m_i, x_i) w_i^x_i / P0,   0 <= x_i <= m_i,  sum_i x_i = n,
+
+with ``P0 = [t^n] prod_i (1 + w_i t)^m_i`` computed exactly in log space (see ``tables``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.distributions import Distribution, constraints
+
+from diffhypergeom.checks import (
+    TensorLike,
+    as_count_tensor,
+    as_float_tensor,
+    broadcast_batch,
+    check_logits,
+    check_positive,
+    check_weights,
+)
+from diffhypergeom.logspace import NEG_INF, log_binomial, times_logit
+from diffhypergeom.sampling import RelaxedDraw, rsample_sequential, sample_sequential
+from diffhypergeom.tables import UrnTables
+
+METHODS = ("exact", "merge")
+
+
+class _UrnSupport(constraints.Constraint):
+    """Integer vectors ``x`` with ``0 <= x_i <= m_i`` and ``sum_i x_i = n``."""
+
+    is_discrete = True
+    event_dim = 1
+
+    def __init__(self, population: torch.Tensor, draws: torch.Tensor):
+        self.population = population
+        self.draws = draws
+        super().__init__()
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        whole = (value == value.round()).all(-1)
+        in_range = ((value >= 0) & (value <= self.population)).all(-1)
+        return whole & in_range & (value.sum(-1) == self.draws)
+
+
+class MultivariateFisherNCHypergeometric(Distribution):
+    """Multivariate Fisher noncentral hypergeometric distribution over class counts.
+
+    Args:
+        population: ``[..., c]`` balls per class ``m`` (non-negative integers).
+        draws: ``[...]`` or int, balls drawn ``n`` (``0 <= n <= sum m``).
+        logits: ``[..., c]`` log-weights ``log w`` (finite). Exactly one of ``logits`` and
+            ``weights`` must be given; only differences of logits matter.
+        weights: ``[..., c]`` weights ``w >= 0``; a zero weight means the class is never drawn.
+        temperature: default Gumbel-softmax temperature of ``rsample`` (> 0).
+        hard: default of ``rsample``: straight-through (integer counts forward) if True.
+        method: ``"exact"`` samples from the exact sequential conditionals; ``"merge"`` runs the
+            paper's Algorithm 1, which merges the later classes into one and is exact only for
+            equal weights. ``log_prob``, moments, marginals and KL are always exact.
+        validate_args: as in ``torch.distributions``; when on, ``log_prob`` raises for values
+            outside the support (otherwise they get ``-inf``).
+
+    Shapes: ``batch_shape`` broadcasts ``population.shape[:-1]``, ``draws.shape`` and
+    ``logits.shape[:-1]``; ``event_shape == (c,)``. Tables are computed in float64; results have
+    the floating dtype of ``logits``/``weights``.
+    """
+
+    arg_constraints = {"logits": constraints.real_vector}
+    has_rsample = True
+
+    def __init__(
+        self,
+        population: TensorLike,
+        draws: TensorLike,
+        logits: TensorLike | None = None,
+        weights: TensorLike | None = None,
+        temperature: float = 1.0,
+        hard: bool = True,
+        method: str = "exact",
+        validate_args: bool | None = None,
+    ):
+        if (logits is None) == (weights is None):
+            raise ValueError("pass exactly one of logits or weights")
+        if logits is not None:
+            logits = as_float_tensor(logits, "logits")
+            check_logits(logits)
+        else:
+            weights = as_float_tensor(weights, "weights")
+            check_weights(weights)
+            logits = weights.log()
+        if logits.dim() == 0:
+            raise ValueError("logits/weights must have a class dimension: shape [..., c]")
+        population = as_count_tensor(population, "population", logits.device)
+        if population.dim() == 0:
+            raise ValueError("population must have a class dimension: shape [..., c]")
+        if population.shape[-1] != logits.shape[-1]:
+            raise ValueError(
+                f"population has {population.shape[-1]} classes (last dim) but logits/weights "
+                f"have {logits.shape[-1]}")
+        draws = as_count_tensor(draws, "draws", logits.device)
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        check_positive(temperature, "temperature")
+        num_classes = logits.shape[-1]
+        batch_shape = broadcast_batch(population.shape[:-1], draws.shape, logits.shape[:-1],
+                                      names=("population", "draws", "logits"))
+        self.population = population.expand(batch_shape + (num_classes,))
+        self.draws = draws.expand(batch_shape)
+        self.logits = logits.expand(batch_shape + (num_classes,))
+        self._check_feasible()
+        self.temperature = temperature
+        self.hard = hard
+        self.method = method
+        self._tables: UrnTables | None = None
+        super().__init__(batch_shape, torch.Size((num_classes,)), validate_args=validate_args)
+
+    def _check_feasible(self) -> None:
+        total = self.population.sum(-1)
+        if bool((self.draws > total).any()):
+            bad = (self.draws > total).nonzero()[0].tolist()
+            raise ValueError(
+                f"draws must be <= population.sum(-1) (the balls in the urn); at batch index "
+                f"{bad}: draws={int(self.draws[tuple(bad)])} > {int(total[tuple(bad)])}")
+        drawable = torch.where(self.logits > NEG_INF, self.population, 0).sum(-1)
+        if bool((self.draws > drawable).any()):
+            bad = (self.draws > drawable).nonzero()[0].tolist()
+            raise ValueError(
+                f"infeasible urn: the classes with weight > 0 hold {int(drawable[tuple(bad)])} "
+                f"balls at batch index {bad}, fewer than draws={int(self.draws[tuple(bad)])}")
+
+    # ------------------------------------------------------------------ torch plumbing
+    def expand(self, batch_shape: Sequence[int], _instance=None):
+        new = self._get_checked_instance(MultivariateFisherNCHypergeometric, _instance)
+        batch_shape = torch.Size(batch_shape)
+        event = batch_shape + self.event_shape
+        new.population = self.population.expand(event)
+        new.draws = self.draws.expand(batch_shape)
+        new.logits = self.logits.expand(event)
+        new.temperature, new.hard, new.method = self.temperature, self.hard, self.method
+        new._tables = None
+        super(MultivariateFisherNCHypergeometric, new).__init__(
+            batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @constraints.dependent_property(is_discrete=True, event_dim=1)
+    def support(self) -> constraints.Constraint:
+        return _UrnSupport(self.population, self.draws)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """``[..., c]``: ``exp(logits)``."""
+        return self.logits.exp()
+
+    @property
+    def num_classes(self) -> int:
+        return self.event_shape[0]
+
+    def tables(self) -> UrnTables:
+        """The generating-function tables of the flattened batch (computed once, in float64,
+        and recomputed when gradients are wanted but the cache was built without them)."""
+        want_grad = torch.is_grad_enabled() and self.logits.requires_grad
+        cached = self._tables
+        if cached is None or (want_grad and not cached.theta.requires_grad):
+            flat = self.batch_shape.numel()
+            c = self.num_classes
+            self._tables = UrnTables(
+                self.population.reshape(flat, c),
+                self.draws.reshape(flat),
+                self.logits.to(torch.float64).reshape(flat, c),
+            )
+        return self._tables
+
+    def _conditional_fn(self, tables: UrnTables):
+        return tables.conditional if self.method == "exact" else tables.merged_conditional
+
+    def _unflatten(self, tensor: torch.Tensor, sample_shape: torch.Size, tail=()) -> torch.Tensor:
+        return tensor.reshape(sample_shape + self.batch_shape + tuple(tail))
+
+    # ------------------------------------------------------------------ densities
+    def log_normalizer(self) -> torch.Tensor:
+        """``[...]``: ``A(theta) = log P0``, the log-partition function (differentiable)."""
+        return self.tables().log_normalizer.reshape(self.batch_shape).to(self.logits.dtype)
+
+    def log_prob(self, value: TensorLike) -> torch.Tensor:
+        """Exact normalised log-PMF, ``[*sample, *batch]``; ``-inf`` outside the support.
+
+        Differentiable in ``logits`` and in ``value``: non-integer values inside the ranges
+        (relaxed counts with ``hard=False``) get the Gamma-function extension of ``C(m, x)``.
+        """
+        value = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        if value.dim() == 0 or value.shape[-1] != self.num_classes:
+            raise ValueError(f"value must have shape [..., {self.num_classes}] (the classes "
+                             f"last), got {tuple(value.shape)}")
+        try:
+            torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
+        except RuntimeError as err:
+            raise ValueError(f"value of shape {tuple(value.shape)} does not broadcast with "
+                             f"batch_shape + event_shape "
+                             f"{tuple(self.batch_shape + self.event_shape)}") from err
+        if self._validate_args:
+            self._validate_sample(value)
+        x = value.to(torch.float64)
+        theta = self.logits.to(torch.float64)
+        terms = log_binomial(self.population, x) + times_logit(x, theta)
+        total = x.sum(-1)
+        tolerance = 1e-6 * (1 + self.draws.to(torch.float64))
+        on_simplex = (total - self.draws).abs() <= tolerance
+        out = terms.sum(-1) - self.tables().log_normalizer.reshape(self.batch_shape)
+        out = torch.where(on_simplex, out, torch.full_like(out, NEG_INF))
+        return out.to(self.logits.dtype)
+
+    # ------------------------------------------------------------------ marginals, moments
+    def _log_marginals(self) -> list[torch.Tensor]:
+        return self.tables().log_marginals()
+
+    def marginal(self, i: int) -> torch.distributions.Categorical:
+        """Exact marginal of class ``i``: a ``Categorical`` over the counts ``0..max m_i``
+        (with batch shape ``batch_shape``)."""
+        if not -self.num_classes <= i < self.num_classes:
+            raise ValueError(f"class index i must be in [0, {self.num_classes}), got {i}")
+        i = i % self.num_classes
+        log_marginal = self._log_marginals()[i]
+        size = int(self.population[..., i].max()) + 1 if self.population.numel() else 1
+        padded = torch.nn.functional.pad(log_marginal, (0, size - log_marginal.shape[-1]),
+                                         value=NEG_INF)
+        return torch.distributions.Categorical(
+            logits=self._unflatten(padded.to(self.logits.dtype), torch.Size(), (size,)),
+            validate_args=False)
+
+    def _moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per class, from the exact marginals: mean, variance and ``E[log C(m_i, x_i)]``,
+        each ``[B, c]`` float64."""
+        means, variances, log_binoms = [], [], []
+        tables = self.tables()
+        for i, log_marginal in enumerate(self._log_marginals()):
+            p = log_marginal.exp()
+            k = tables.degrees[: p.shape[-1]]
+            mean = p @ k
+            means.append(mean)
+            variances.append((p * (k - mean.unsqueeze(-1)).square()).sum(-1))
+            log_binom = log_binomial(tables.population[:, i : i + 1].to(torch.float64), k)
+            log_binoms.append(torch.where(p > 0, p * log_binom, 0.0).sum(-1))
+        return torch.stack(means, -1), torch.stack(variances, -1), torch.stack(log_binoms, -1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """``[..., c]``: exact ``E[x]`` (the gradient of the log-partition function)."""
+        return self._unflatten(self._moments()[0], torch.Size(), (self.num_classes,)
+                               ).to(self.logits.dtype)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """``[..., c]``: exact ``Var[x_i]``."""
+        return self._unflatten(self._moments()[1], torch.Size(), (self.num_classes,)
+                               ).to(self.logits.dtype)
+
+    @property
+    def covariance_matrix(self) -> torch.Tensor:
+        """``[..., c, c]``: exact covariance, the Hessian of the log-partition function
+        ``d E[x_i] / d theta_j`` (by autograd; differentiable when ``logits`` require grad)."""
+        differentiable = self.logits.requires_grad and torch.is_grad_enabled()
+        with torch.enable_grad():
+            flat = self.batch_shape.numel()
+            theta = self.logits.to(torch.float64).reshape(flat, self.num_classes)
+            if not differentiable:
+                theta = theta.detach().requires_grad_()
+            tables = UrnTables(self.population.reshape(flat, self.num_classes),
+                               self.draws.reshape(flat), theta)
+            log_marginals = tables.log_marginals()
+            means = torch.stack([lm.exp() @ tables.degrees[: lm.shape[-1]]
+                                 for lm in log_marginals], -1)
+            rows = [torch.autograd.grad(means[:, i].sum(), theta, retain_graph=True,
+                                        create_graph=differentiable)[0]
+                    for i in range(self.num_classes)]
+        cov = torch.stack(rows, dim=-2)
+        return self._unflatten(cov, torch.Size(), (self.num_classes, self.num_classes)
+                               ).to(self.logits.dtype)
+
+    def entropy(self) -> torch.Tensor:
+        """``[...]``: ``A - theta . E[x] - sum_i E[log C(m_i, x_i)]``, exact."""
+        mean, _, log_binom = self._moments()
+        theta = self.tables().theta
+        entropy = (self.tables().log_normalizer - times_logit(mean, theta).sum(-1)
+                   - log_binom.sum(-1))
+        return entropy.reshape(self.batch_shape).to(self.logits.dtype)
+
+    # ------------------------------------------------------------------ sampling
+    def _permuted(self, permute: bool) -> tuple[MultivariateFisherNCHypergeometric,
+                                                torch.Tensor | None]:
+        if not permute:
+            return self, None
+        order = torch.randperm(self.num_classes, device=self.logits.device)
+        permuted = MultivariateFisherNCHypergeometric(
+            self.population[..., order], self.draws, logits=self.logits[..., order],
+            temperature=self.temperature, hard=self.hard, method=self.method,
+            validate_args=False) if self.num_classes > 1 else self
+        return permuted, torch.argsort(order)
+
+    def sample(self, sample_shape: Sequence[int] = torch.Size(), permute: bool = False
+               ) -> torch.Tensor:
+        """Exact draws (for ``method="exact"``), int64 ``[*sample_shape, *batch, c]``.
+
+        ``permute=True`` visits the classes in a random order (one order per call)."""
+        sample_shape = torch.Size(sample_shape)
+        dist, inverse = self._permuted(permute)
+        tables = dist.tables()
+        counts = sample_sequential(dist._conditional_fn(tables), tables.draws,
+                                   self.num_classes, sample_shape.numel())
+        if inverse is not None:
+            counts = counts[..., inverse]
+        return self._unflatten(counts, sample_shape, (self.num_classes,))
+
+    def rsample(self, sample_shape: Sequence[int] = torch.Size(),
+                temperature: float | torch.Tensor | None = None, hard: bool | None = None,
+                permute: bool = False) -> torch.Tensor:
+        """Relaxed counts ``[*sample_shape, *batch, c]`` by Gumbel-softmax over the
+        conditionals, differentiable in ``logits``; they always sum to ``draws``.
+
+        With ``hard=True`` the forward values are integer draws (exact MFNCH draws for
+        ``method="exact"``) and gradients are straight-through."""
+        return self.rsample_detailed(sample_shape, temperature, hard, permute,
+                                     _with_vectors=False).counts
+
+    def rsample_detailed(self, sample_shape: Sequence[int] = torch.Size(),
+                         temperature: float | torch.Tensor | None = None,
+                         hard: bool | None = None, permute: bool = False,
+                         _with_vectors: bool = True) -> RelaxedDraw:
+        """Like ``rsample``, also returning the per-class relaxed one-hot vectors and the
+        log-probability of the draw (see ``RelaxedDraw``)."""
+        temperature = self.temperature if temperature is None else temperature
+        check_positive(temperature, "temperature")
+        hard = self.hard if hard is None else hard
+        sample_shape = torch.Size(sample_shape)
+        dist, inverse = self._permuted(permute)
+        tables = dist.tables()
+        width = int(self.population.max()) + 1 if _with_vectors else None
+        counts, vectors, log_prob = rsample_sequential(
+            dist._conditional_fn(tables), tables.draws, self.num_classes,
+            sample_shape.numel(), temperature, hard, self.logits.dtype, width)
+        if inverse is not None:
+            counts = counts[..., inverse]
+            vectors = vectors[..., inverse, :] if vectors is not None else None
+        counts = self._unflatten(counts, sample_shape, (self.num_classes,))
+        if vectors is None:
+            return RelaxedDraw(counts, None, None)
+        return RelaxedDraw(counts, self._unflatten(vectors, sample_shape,
+                                                   (self.num_classes, width)),
+                           self._unflatten(log_prob, sample_shape))
+
+    def __repr__(self) -> str:
+        return (f"MultivariateFisherNCHypergeometric(batch_shape={tuple(self.batch_shape)}, "
+                f"classes={self.num_classes}, method={self.method!r}, "
+                f"temperature={self.temperature}, hard={self.hard})")

@@ -1,0 +1,133 @@
+"""Sequential samplers over conditional tables (DESIGN.md sections 1 and 2).
+
+Both samplers walk the classes in order. Class ``i`` takes a count ``k`` from the row
+``table_i[b, r, :]`` of its conditional table (``[B, n_max + 1, K_i]`` log-probabilities,
+see ``UrnTables.conditional``), where ``r`` is the number of balls still to draw; the last class
+takes what is left. Per sample the work is ``O(sum_i K_i)``; the tables are shared by all
+samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+ConditionalFn = Callable[[int], torch.Tensor]
+
+
+class RelaxedDraw(NamedTuple):
+    """Result of ``rsample_detailed``.
+
+    Attributes:
+        counts: ``[*sample, *batch, c]`` relaxed counts (integers in the forward pass when
+            ``hard=True``), summing to ``draws``.
+        one_hot: ``[*sample, *batch, c, max_m + 1]`` per-class relaxed one-hot vectors over the
+            count ``0..max_m`` (zero-padded past each class's range). The last class is the
+            one-hot of its determined count and carries no gradient of its own; its count does.
+        log_prob: ``[*sample, *batch]`` log-probability of the hard draw under the sampling
+            process (for ``method="exact"`` this is the exact MFNCH ``log_prob``).
+    """
+
+    counts: torch.Tensor
+    one_hot: torch.Tensor
+    log_prob: torch.Tensor
+
+
+@torch.no_grad()
+def sample_sequential(
+    conditional: ConditionalFn, draws: torch.Tensor, num_classes: int, num_samples: int
+) -> torch.Tensor:
+    """Exact draws by inverse-CDF sampling of each conditional.
+
+    The CDF rows of all ``(urn, r)`` pairs are laid end to end with row ``j`` shifted by ``j``,
+    which makes one sorted vector; a uniform ``u`` for a sample in row ``j`` is found with a
+    single ``searchsorted`` of ``j + u``.
+
+    Returns:
+        ``[num_samples, B, c]`` int64 counts.
+    """
+    batch = draws.shape[0]
+    counts = torch.empty(num_samples, batch, num_classes, dtype=torch.int64, device=draws.device)
+    remaining = draws.unsqueeze(0).expand(num_samples, batch).clone()
+    for i in range(num_classes - 1):
+        table = conditional(i).detach()
+        _, rows, width = table.shape
+        cdf = table.exp().cumsum(-1)
+        total = cdf[..., -1:]
+        cdf = torch.where(total > 0, cdf / torch.where(total > 0, total, 1.0), 1.0)
+        row_id = torch.arange(batch * rows, device=draws.device, dtype=torch.float64)
+        flat = (cdf.reshape(batch * rows, width) + row_id.unsqueeze(-1)).reshape(-1)
+        sample_row = (torch.arange(batch, device=draws.device) * rows).unsqueeze(0) + remaining
+        target = sample_row.to(torch.float64) + torch.rand(
+            num_samples, batch, dtype=torch.float64, device=draws.device)
+        position = torch.searchsorted(flat, target.reshape(-1), right=True).view_as(remaining)
+        k = (position - sample_row * width).clamp_(0, width - 1)
+        counts[..., i] = k
+        remaining -= k
+    counts[..., num_classes - 1] = remaining
+    return counts
+
+
+def _neg_gumbel_like(x: torch.Tensor) -> torch.Tensor:
+    """``log(-log u)`` for ``u ~ U(0, 1)``, i.e. minus a standard Gumbel variable. ``u`` is kept
+    away from 0 so that the noise is finite."""
+    u = torch.rand_like(x).clamp_(min=torch.finfo(x.dtype).tiny)
+    return u.log_().neg_().log_()
+
+
+def rsample_sequential(
+    conditional: ConditionalFn,
+    draws: torch.Tensor,
+    num_classes: int,
+    num_samples: int,
+    temperature: float | torch.Tensor,
+    hard: bool,
+    dtype: torch.dtype,
+    one_hot_width: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Gumbel-softmax over each conditional (straight-through when ``hard``).
+
+    For class ``i``: ``alpha = table_i[b, r]``, ``y = softmax((alpha + g) / tau)`` with Gumbel
+    noise ``g``; the hard count is ``argmax(alpha + g)`` (an exact draw from the conditional)
+    and the relaxed count ``sum_k k y_k`` (``hard``: the hard count forward, the relaxed
+    gradient backward). The balls left for the next class follow the hard count; the last class
+    is ``draws - sum`` of the others.
+
+    Returns:
+        counts ``[S, B, c]``; if ``one_hot_width`` is given also the one-hot vectors
+        ``[S, B, c, one_hot_width]`` and the log-probability ``[S, B]`` of the hard draw.
+    """
+    batch = draws.shape[0]
+    detailed = one_hot_width is not None
+    remaining = draws.unsqueeze(0).expand(num_samples, batch).clone()
+    counts, vectors = [], []
+    log_prob = torch.zeros(num_samples, batch, dtype=dtype, device=draws.device)
+    for i in range(num_classes - 1):
+        table = conditional(i).to(dtype)
+        _, rows, width = table.shape
+        sample_row = (torch.arange(batch, device=draws.device) * rows).unsqueeze(0) + remaining
+        alpha = F.embedding(sample_row, table.reshape(batch * rows, width))
+        scaled = (alpha - _neg_gumbel_like(alpha)) / temperature
+        k_hard = scaled.argmax(-1)
+        soft = torch.softmax(scaled, dim=-1)
+        values = torch.arange(width, device=draws.device, dtype=dtype)
+        soft_count = soft @ values
+        count = k_hard.to(dtype) + (soft_count - soft_count.detach()) if hard else soft_count
+        counts.append(count)
+        if detailed:
+            if hard:
+                hard_vector = F.one_hot(k_hard, width).to(dtype)
+                soft = hard_vector + (soft - soft.detach())
+            vectors.append(F.pad(soft, (0, one_hot_width - width)))
+            log_prob = log_prob + alpha.gather(-1, k_hard.unsqueeze(-1)).squeeze(-1)
+        remaining = remaining - k_hard
+    last = draws.to(dtype) - sum(counts) if counts else draws.to(dtype).expand(num_samples, batch)
+    counts.append(last)
+    out = torch.stack(counts, dim=-1)
+    if not detailed:
+        return out, None, None
+    vectors.append(F.one_hot(remaining, one_hot_width).to(dtype))
+    return out, torch.stack(vectors, dim=-2), log_prob
