@@ -208,12 +208,13 @@ class MultivariateFisherNCHypergeometric(Distribution):
             self._validate_sample(value)
         x = value.to(torch.float64)
         theta = self.logits.to(torch.float64)
-        terms = log_binomial(self.population, x) + times_logit(x, theta)
-        total = x.sum(-1)
+        in_range = (x >= 0) & (x <= self.population)
+        x_safe = torch.where(in_range, x, torch.zeros_like(x))
+        terms = log_binomial(self.population, x_safe) + times_logit(x_safe, theta)
         tolerance = 1e-6 * (1 + self.draws.to(torch.float64))
-        on_simplex = (total - self.draws).abs() <= tolerance
+        inside = in_range.all(-1) & ((x.sum(-1) - self.draws).abs() <= tolerance)
         out = terms.sum(-1) - self.tables().log_normalizer.reshape(self.batch_shape)
-        out = torch.where(on_simplex, out, torch.full_like(out, NEG_INF))
+        out = torch.where(inside, out, torch.full_like(out, NEG_INF))
         return out.to(self.logits.dtype)
 
     # ------------------------------------------------------------------ marginals, moments

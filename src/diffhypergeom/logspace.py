@@ -71,7 +71,15 @@ def log_poly_mul(a: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     batch = torch.broadcast_shapes(a.shape[:-1], kernel.shape[:-1])
     a = a.expand(*batch, a.shape[-1])
     kernel = kernel.expand(*batch, kernel.shape[-1])
-    if torch.is_grad_enabled() and (a.requires_grad or kernel.requires_grad):
-        if a.numel() * kernel.shape[-1] > CHECKPOINT_ELEMENTS:
-            return checkpoint(_mul_truncated, a, kernel, use_reentrant=False)
-    return _mul_truncated(a, kernel)
+    return checkpoint_if_large(_mul_truncated, a, kernel,
+                               elements=a.numel() * kernel.shape[-1])
+
+
+def checkpoint_if_large(fn, *tensors: torch.Tensor, elements: int) -> torch.Tensor:
+    """``fn(*tensors)``; when gradients are being recorded and the computation touches more
+    than ``CHECKPOINT_ELEMENTS`` elements, its intermediates are recomputed in the backward
+    pass instead of stored (``torch.utils.checkpoint``)."""
+    recording = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if recording and elements > CHECKPOINT_ELEMENTS:
+        return checkpoint(fn, *tensors, use_reentrant=False)
+    return fn(*tensors)

@@ -21,6 +21,7 @@ import torch
 
 from diffhypergeom.logspace import (
     NEG_INF,
+    checkpoint_if_large,
     log_binomial,
     log_poly_mul,
     logsumexp,
@@ -35,8 +36,10 @@ def _shifted_windows(right: torch.Tensor, length: int) -> torch.Tensor:
     return padded.unfold(-1, length, 1).flip(-1)
 
 
-def _normalise_rows(terms: torch.Tensor) -> torch.Tensor:
-    """Subtract the row-wise logsumexp over the last dim; infeasible rows stay ``-inf``."""
+def _conditional_rows(kernel: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``[B, R, K]``: ``kernel[k] + right[r - k]``, normalised over ``k`` (row-wise
+    logsumexp subtracted); infeasible rows stay ``-inf``."""
+    terms = kernel.unsqueeze(-2) + _shifted_windows(right, kernel.shape[-1])
     norm = logsumexp(terms, dim=-1).unsqueeze(-1)
     out = terms - torch.where(torch.isfinite(norm), norm, torch.zeros_like(norm))
     return torch.where(torch.isfinite(norm), out, torch.full_like(out, NEG_INF))
@@ -102,8 +105,8 @@ class UrnTables:
         """``[B, n_max + 1, K_i]``: exact ``log p(x_i = k | r)`` with ``r`` balls left to draw
         from classes ``i..c``: ``log C(m_i,k) + k theta_i + s_{i+1}[r-k] - s_i[r]``."""
         kernel = self.kernel(i)
-        terms = kernel.unsqueeze(-2) + _shifted_windows(self.suffix[:, i + 1], kernel.shape[-1])
-        return _normalise_rows(terms)
+        return checkpoint_if_large(_conditional_rows, kernel, self.suffix[:, i + 1],
+                                   elements=kernel.numel() * (self.n_max + 1))
 
     def merged_conditional(self, i: int) -> torch.Tensor:
         """``[B, n_max + 1, K_i]``: the paper's Algorithm 1. Class ``i`` against one merged
@@ -116,8 +119,8 @@ class UrnTables:
         theta_right = torch.where(m_right > 0, weighted - m_right.clamp_min(1).log(),
                                   torch.zeros_like(m_right))
         right = log_binomial(m_right, self.degrees) + times_logit(self.degrees, theta_right)
-        terms = kernel.unsqueeze(-2) + _shifted_windows(right, kernel.shape[-1])
-        return _normalise_rows(terms)
+        return checkpoint_if_large(_conditional_rows, kernel, right,
+                                   elements=kernel.numel() * (self.n_max + 1))
 
     def log_marginals(self) -> list[torch.Tensor]:
         """Per class ``[B, K_i]``: exact ``log p(x_i = k)``, from prefix products ``p_{i-1}``

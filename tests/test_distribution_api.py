@@ -1,0 +1,105 @@
+"""torch.distributions conventions: shapes, broadcasting, expand, support, dtypes, caching."""
+
+import math
+
+import pytest
+import torch
+from enumeration import moments
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
+from diffhypergeom import RelaxedDraw
+
+
+def test_shapes_broadcast_over_population_draws_and_logits():
+    population = torch.tensor([[5, 6, 7]]).expand(2, 3)          # [2, 3]
+    draws = torch.tensor([[3], [4], [5], [6]])                     # [4, 1]
+    logits = torch.zeros(4, 2, 3)                                  # [4, 2, 3]
+    d = MFNCH(population, draws, logits=logits)
+    assert d.batch_shape == (4, 2) and d.event_shape == (3,)
+    assert d.sample((5,)).shape == (5, 4, 2, 3)
+    assert d.rsample((5, 2)).shape == (5, 2, 4, 2, 3)
+    assert d.mean.shape == (4, 2, 3)
+    assert d.covariance_matrix.shape == (4, 2, 3, 3)
+    assert d.entropy().shape == (4, 2)
+    assert d.log_prob(d.sample((7,))).shape == (7, 4, 2)
+    assert d.marginal(1).batch_shape == (4, 2)
+    samples = d.sample((5,))
+    torch.testing.assert_close(samples.sum(-1), draws.expand(4, 2).expand(5, 4, 2))
+    # each batch element is its own urn
+    for b, n in enumerate([3, 4, 5, 6]):
+        single = MFNCH(torch.tensor([5, 6, 7]), n, logits=torch.zeros(3))
+        torch.testing.assert_close(d.mean[b, 1], single.mean)
+
+
+def test_expand():
+    d = MFNCH(torch.tensor([4, 5]), 3, weights=torch.tensor([1.0, 2.0]))
+    e = d.expand((6,))
+    assert e.batch_shape == (6,) and e.sample((2,)).shape == (2, 6, 2)
+    torch.testing.assert_close(e.mean, d.mean.expand(6, 2))
+    assert e.temperature == d.temperature and e.method == d.method
+
+
+def test_support_constraint():
+    d = MFNCH(torch.tensor([4, 5]), 3, weights=torch.tensor([1.0, 2.0]))
+    assert d.support.is_discrete and d.support.event_dim == 1
+    checks = d.support.check(torch.tensor([[1, 2], [3, 0], [4, -1], [2, 2], [0.5, 2.5]]))
+    assert checks.tolist() == [True, True, False, False, False]
+    assert bool(d.support.check(d.sample((100,))).all())
+
+
+def test_torch_conventions():
+    d = MFNCH(torch.tensor([4, 5]), 3, weights=torch.tensor([1.0, 2.0]))
+    assert d.has_rsample and isinstance(d, torch.distributions.Distribution)
+    assert d.sample().shape == (2,) and d.sample().dtype == torch.int64
+    assert d.rsample().dtype == torch.float32
+    assert isinstance(d.rsample_detailed((3,)), RelaxedDraw)
+    torch.testing.assert_close(d.weights, torch.tensor([1.0, 2.0]))
+    assert "MultivariateFisherNCHypergeometric" in repr(d)
+
+
+def test_temperature_and_hard_defaults_and_overrides():
+    torch.manual_seed(0)
+    d = MFNCH(torch.tensor([10, 10]), 10, logits=torch.zeros(2), temperature=0.3, hard=False)
+    soft = d.rsample((50,))
+    assert not torch.equal(soft, soft.round())
+    hard = d.rsample((50,), hard=True)
+    assert torch.equal(hard, hard.round())
+    torch.testing.assert_close(soft.sum(-1), torch.full((50,), 10.0))
+
+
+def test_tables_recomputed_when_gradients_are_needed_after_no_grad_use():
+    logits = torch.tensor([0.2, -0.4, 1.0], requires_grad=True)
+    d = MFNCH(torch.tensor([3, 4, 5]), 6, logits=logits)
+    with torch.no_grad():
+        d.sample((10,))
+    d.log_prob(torch.tensor([1, 2, 3])).backward()
+    assert logits.grad is not None and (logits.grad != 0).any()
+
+
+def test_one_class_and_scale_invariance():
+    d = MFNCH(torch.tensor([7]), 4, logits=torch.tensor([3.0]))
+    assert d.sample((3,)).tolist() == [[4]] * 3
+    assert d.log_prob(torch.tensor([4])).item() == pytest.approx(0.0, abs=1e-6)
+    a = MFNCH(torch.tensor([3, 4, 5]), 6, logits=torch.tensor([0.2, -0.4, 1.0]))
+    b = MFNCH(torch.tensor([3, 4, 5]), 6, logits=torch.tensor([0.2, -0.4, 1.0]) + 17.0)
+    x = a.sample((20,))
+    torch.testing.assert_close(a.log_prob(x), b.log_prob(x), atol=1e-5, rtol=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    population=st.lists(st.integers(0, 5), min_size=2, max_size=4),
+    log_weights=st.lists(st.floats(-7, 7), min_size=4, max_size=4),
+    fraction=st.floats(0, 1),
+)
+def test_property_pmf_sums_to_one_and_samples_in_support(population, log_weights, fraction):
+    draws = int(round(fraction * sum(population)))
+    logits = torch.tensor(log_weights[: len(population)], dtype=torch.float64)
+    d = MFNCH(torch.tensor(population), draws, logits=logits)
+    ref = moments(population, draws, [math.exp(v) for v in logits.tolist()])
+    total = torch.logsumexp(d.log_prob(torch.from_numpy(ref["points"])), 0)
+    assert abs(total.item()) < 1e-9
+    assert bool(d.support.check(d.sample((20,))).all())
+    assert bool(d.support.check(d.rsample((20,))).all())

@@ -1,0 +1,93 @@
+"""Gradients: gradcheck of the exact quantities, and the straight-through gradient of rsample."""
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
+
+POPULATION = torch.tensor([4, 6, 3, 5])
+DRAWS = 7
+
+
+def _logits():
+    return torch.tensor([0.3, -1.2, 2.0, 0.1], dtype=torch.float64, requires_grad=True)
+
+
+def test_gradcheck_log_prob():
+    x = torch.tensor([[2, 1, 3, 1], [0, 4, 2, 1], [4, 0, 0, 3]])
+    assert gradcheck(lambda t: MFNCH(POPULATION, DRAWS, logits=t).log_prob(x), (_logits(),))
+
+
+def test_gradcheck_log_prob_in_the_value():
+    x = torch.tensor([1.5, 2.25, 1.0, 2.25], dtype=torch.float64, requires_grad=True)
+    d = MFNCH(POPULATION, DRAWS, logits=_logits().detach(), validate_args=False)
+    assert gradcheck(lambda v: d.log_prob(v), (x,))
+
+
+@pytest.mark.parametrize("quantity", ["log_normalizer", "mean", "variance", "entropy",
+                                      "covariance_matrix"])
+def test_gradcheck_exact_quantities(quantity):
+    def fn(t):
+        value = getattr(MFNCH(POPULATION, DRAWS, logits=t), quantity)
+        return value() if callable(value) else value
+
+    assert gradcheck(fn, (_logits(),))
+
+
+def test_gradcheck_batched_log_normalizer():
+    logits = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0),
+                         requires_grad=True)
+    assert gradcheck(lambda t: MFNCH(POPULATION, torch.tensor([0, 7, 18]),
+                                     logits=t).log_normalizer(), (logits,))
+
+
+def test_mean_is_gradient_of_log_normalizer():
+    logits = _logits()
+    d = MFNCH(POPULATION, DRAWS, logits=logits)
+    (grad,) = torch.autograd.grad(d.log_normalizer(), logits)
+    torch.testing.assert_close(grad, d.mean.detach(), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["exact", "merge"])
+@pytest.mark.parametrize("hard", [True, False])
+@pytest.mark.parametrize("permute", [False, True])
+def test_rsample_gradient_is_finite_and_nonzero_for_every_class(method, hard, permute):
+    torch.manual_seed(0)
+    logits = torch.tensor([0.0, 2.3, 0.0], requires_grad=True)
+    d = MFNCH(torch.tensor([200, 200, 200]), 180, logits=logits, method=method)
+    counts = d.rsample((512,), temperature=0.5, hard=hard, permute=permute)
+    assert counts.requires_grad
+    torch.testing.assert_close(counts.sum(-1), torch.full((512,), 180.0))
+    for i in range(3):
+        (grad,) = torch.autograd.grad(counts[..., i].mean(), logits, retain_graph=True)
+        assert torch.isfinite(grad).all()
+        assert grad[i] != 0, f"class {i} gets no gradient from its own count"
+    if hard:
+        assert torch.equal(counts, counts.round())
+
+
+def test_rsample_gradient_points_the_right_way():
+    """Raising a class's logit raises its expected count: the straight-through estimate of
+    d E[x_i] / d logit_i averaged over many samples is positive, like the exact one."""
+    torch.manual_seed(1)
+    logits = torch.zeros(3, requires_grad=True)
+    d = MFNCH(torch.tensor([20, 30, 25]), 30, logits=logits)
+    counts = d.rsample((4000,), temperature=1.0)
+    exact = MFNCH(torch.tensor([20, 30, 25]), 30, logits=torch.zeros(3)).covariance_matrix
+    for i in range(3):
+        (grad,) = torch.autograd.grad(counts[..., i].mean(), logits, retain_graph=True)
+        assert grad[i] > 0 and exact[i, i] > 0
+
+
+def test_rsample_detailed_consistent():
+    torch.manual_seed(3)
+    logits = torch.tensor([0.5, -0.2, 1.0], dtype=torch.float64, requires_grad=True)
+    d = MFNCH(torch.tensor([6, 4, 8]), 9, logits=logits)
+    draw = d.rsample_detailed((200,))
+    assert draw.one_hot.shape == (200, 3, 9)
+    torch.testing.assert_close(draw.one_hot.sum(-1), torch.ones(200, 3, dtype=torch.float64))
+    torch.testing.assert_close(draw.one_hot.argmax(-1).double(), draw.counts)
+    torch.testing.assert_close(draw.log_prob, d.log_prob(draw.counts.detach()))
+    (draw.log_prob.sum() + draw.one_hot[..., 2].sum()).backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad != 0).all()
