@@ -1,0 +1,20 @@
+"""The README's usage example runs and is at most 10 lines."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_usage_example_runs():
+    text = README.read_text()
+    usage = text.split("## Usage", 1)[1]
+    code = re.search(r"```python\n(.*?)```", usage, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 10
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "27.9667, 124.0665,  27.9667" in done.stdout
+    assert "tensor([180.]" in done.stdout
