@@ -1,0 +1,78 @@
+"""Pairs of images sharing exactly ``s`` of their ``K`` factors (Locatello et al., 2020).
+
+A pair: draw a factor vector ``v1`` uniformly; choose ``K - s`` factors uniformly without
+replacement and give each a *different* value, uniformly among the other values; the remaining
+``s`` factors are shared. ``s`` is fixed per dataset. Pairs are generated lazily: batch ``b`` of
+a ``PairBatches`` dataset is a pure function of ``(seed, stream, b)``, so nothing but the
+current batch is held in memory, data loading is reproducible and any number of batches can be
+made.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from diffhypergeom.weak.sources import FactorImageSource
+
+
+def make_pairs(rng: np.random.Generator, factor_sizes: tuple[int, ...], num_shared: int,
+               count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` factor pairs sharing exactly ``num_shared`` factors.
+
+    Returns ``(f1, f2, shared)``: ``f1, f2`` int64 ``[count, K]``, ``shared`` bool ``[count, K]``
+    (``shared.sum(1) == num_shared`` and ``f1 == f2`` exactly where ``shared``).
+    """
+    sizes = np.asarray(factor_sizes, dtype=np.int64)
+    num_factors = len(sizes)
+    if not 0 <= num_shared <= num_factors:
+        raise ValueError(f"num_shared (s) must be in [0, {num_factors}] (K factors), "
+                         f"got {num_shared}")
+    if (sizes < 2).any():
+        raise ValueError(f"every factor needs >= 2 values to be changed, got sizes {tuple(sizes)}")
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    f1 = np.stack([rng.integers(0, size, count) for size in sizes], axis=1)
+    # a uniformly random subset of K - s factors per pair: the K - s smallest of K uniforms
+    order = np.argsort(rng.random((count, num_factors)), axis=1)
+    changed = np.zeros((count, num_factors), dtype=bool)
+    np.put_along_axis(changed, order[:, : num_factors - num_shared], True, axis=1)
+    shift = 1 + np.floor(rng.random((count, num_factors)) * (sizes - 1)).astype(np.int64)
+    f2 = np.where(changed, (f1 + shift) % sizes, f1)
+    return f1, f2, ~changed
+
+
+class PairBatches(Dataset):
+    """Map-style dataset whose item ``b`` is a whole batch of pairs (use
+    ``DataLoader(..., batch_size=None)``).
+
+    Item: dict with ``x1, x2`` ``[B, C, H, W]`` float32 in [0, 1], ``f1, f2`` ``[B, K]`` int64,
+    ``shared`` ``[B, K]`` bool.
+    """
+
+    def __init__(self, source: FactorImageSource, num_shared: int, batch_size: int,
+                 num_batches: int, seed: int = 0, stream: int = 0):
+        if batch_size < 1 or num_batches < 1:
+            raise ValueError(f"batch_size and num_batches must be >= 1, got {batch_size}, "
+                             f"{num_batches}")
+        make_pairs(np.random.default_rng(0), source.factor_sizes, num_shared, 0)  # validate s
+        self.source = source
+        self.num_shared = int(num_shared)
+        self.batch_size = int(batch_size)
+        self.num_batches = int(num_batches)
+        self.seed = int(seed)
+        self.stream = int(stream)  # separates training, validation and test pairs of a seed
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.num_batches:
+            raise IndexError(index)
+        rng = np.random.default_rng([self.seed, self.stream, index])
+        f1, f2, shared = make_pairs(rng, self.source.factor_sizes, self.num_shared,
+                                    self.batch_size)
+        return {"x1": self.source.images(f1), "x2": self.source.images(f2),
+                "f1": torch.from_numpy(f1), "f2": torch.from_numpy(f2),
+                "shared": torch.from_numpy(shared)}

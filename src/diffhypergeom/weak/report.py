@@ -1,0 +1,170 @@
+"""Tables and figures of the weak-supervision sweep: per-run learning curves, the paper's
+Figure 2 (``s_hat`` and ``MSE(s, s_hat)`` against ``s``) and Table 1 (adjusted balanced accuracy
+of linear probes on the shared (S) and independent (I) latent dims), mean and std over seeds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from diffhypergeom.runs import markdown_table, write_bytes_atomic
+
+METHOD_NAMES = {"label": "LabelVAE", "ada": "AdaVAE", "hg": "HGVAE"}
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def read_metrics_csv(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Lightning CSV log -> ``{metric: (steps, values)}`` (rows without the metric skipped)."""
+    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            step = row.get("step")
+            if not step:
+                continue
+            for key, value in row.items():
+                if key in ("step", "epoch") or value in (None, ""):
+                    continue
+                series[key].append((float(step), float(value)))
+    return {k: (np.array([s for s, _ in v]), np.array([x for _, x in v]))
+            for k, v in series.items()}
+
+
+def plot_curves(metrics_csv: str | Path, out: str | Path, config) -> None:
+    """Loss, ``s_hat`` (train and validation, with the true ``s``) and temperature per step."""
+    plt = _pyplot()
+    data = read_metrics_csv(metrics_csv)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for key in ("train/loss", "val/loss"):
+        if key in data:
+            axes[0].plot(*data[key], label=key)
+    axes[0].set_title("negative ELBO")
+    axes[0].set_yscale("log")
+    for key in ("train/s_hat", "val/s_hat"):
+        if key in data:
+            axes[1].plot(*data[key], label=key)
+    axes[1].axhline(config.num_shared, color="k", ls="--", label="true s")
+    axes[1].set_title("estimated number of shared dims")
+    if "tau" in data:
+        axes[2].plot(*data["tau"])
+        axes[2].set_yscale("log")
+    axes[2].set_title("temperature")
+    for ax in axes:
+        ax.set_xlabel("step")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"{METHOD_NAMES.get(config.method, config.method)}, s = {config.num_shared}, "
+                 f"seed {config.seed}")
+    _save(fig, Path(out))
+    plt.close(fig)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if arr.size == 0:
+        return float("nan"), float("nan")
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def aggregate_results(results: list[dict]) -> dict:
+    """``{method: {s: {metric: [mean, std, n]}}}`` over seeds."""
+    grouped: dict = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        grouped[r["method"]][int(r["num_shared"])].append(r)
+    summary: dict = {}
+    for method, by_s in grouped.items():
+        summary[method] = {}
+        for s, runs in sorted(by_s.items()):
+            entry = {}
+            for key in ("mse_s", "s_hat_mean", "acc_shared", "acc_independent",
+                        "train_seconds"):
+                mean, std = _mean_std([r.get(key) for r in runs])
+                entry[key] = [mean, std, len(runs)]
+            summary[method][s] = entry
+    return summary
+
+
+def _fmt(mean_std, digits: int = 2) -> str:
+    mean, std = mean_std[0], mean_std[1]
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def summary_markdown(summary: dict, methods: list[str], s_values: list[int],
+                     header_lines: list[str]) -> str:
+    lines = list(header_lines)
+    lines += ["", "## Estimated number of shared dims (paper's Figure 2)", "",
+              "Mean over seeds (± std over seeds) of the per-run mean s_hat and of "
+              "MSE(s, s_hat) on held-out pairs.", ""]
+    rows = []
+    for method in methods:
+        for s in s_values:
+            entry = summary.get(method, {}).get(s)
+            if entry is None:
+                continue
+            rows.append([METHOD_NAMES.get(method, method), s, _fmt(entry["s_hat_mean"]),
+                         _fmt(entry["mse_s"]), entry["mse_s"][2]])
+    lines.append(markdown_table(["method", "s", "s_hat", "MSE(s, s_hat)", "seeds"], rows))
+    lines += ["", "## Linear probes on the latent code (paper's Table 1)", "",
+              "Adjusted balanced accuracy (chance = 0) of logistic regression on the shared (S) "
+              "and on the independent (I) latent dims, averaged over all factors; n/a when "
+              "a method marks no dim as shared (or none as independent).", ""]
+    header = ["method"] + [f"s={s} {part}" for s in s_values for part in ("S", "I")]
+    rows = []
+    for method in methods:
+        row = [METHOD_NAMES.get(method, method)]
+        for s in s_values:
+            entry = summary.get(method, {}).get(s)
+            row += ([_fmt(entry["acc_shared"]), _fmt(entry["acc_independent"])]
+                    if entry else ["-", "-"])
+        rows.append(row)
+    lines.append(markdown_table(header, rows))
+    return "\n".join(lines) + "\n"
+
+
+def plot_summary(summary: dict, methods: list[str], s_values: list[int], out: Path) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    width = 0.8 / max(1, len(methods))
+    for i, method in enumerate(methods):
+        entries = [summary.get(method, {}).get(s) for s in s_values]
+        xs = [s for s, e in zip(s_values, entries, strict=True) if e]
+        es = [e for e in entries if e]
+        label = METHOD_NAMES.get(method, method)
+        axes[0].errorbar(xs, [e["s_hat_mean"][0] for e in es],
+                         yerr=[e["s_hat_mean"][1] for e in es], marker="o", capsize=3,
+                         label=label)
+        pos = np.arange(len(xs)) + (i - (len(methods) - 1) / 2) * width
+        axes[1].bar(pos, [e["mse_s"][0] for e in es], width, yerr=[e["mse_s"][1] for e in es],
+                    capsize=2, label=label)
+        for part, marker in (("acc_shared", "o"), ("acc_independent", "s")):
+            axes[2].errorbar(xs, [e[part][0] for e in es], yerr=[e[part][1] for e in es],
+                             marker=marker, capsize=3, ls="-" if part == "acc_shared" else ":",
+                             label=f"{label} {'S' if part == 'acc_shared' else 'I'}")
+    axes[0].plot(s_values, s_values, "k--", label="s_hat = s")
+    axes[0].set(xlabel="true s", ylabel="estimated s_hat", title="s_hat vs s")
+    axes[1].set_xticks(np.arange(len(s_values)), [str(s) for s in s_values])
+    axes[1].set(xlabel="true s", ylabel="MSE(s, s_hat)", title="MSE (Figure 2)")
+    axes[2].set(xlabel="true s", ylabel="adjusted balanced accuracy",
+                title="linear probes (Table 1)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    _save(fig, out)
+    plt.close(fig)

@@ -1,0 +1,70 @@
+"""``methods x s values x seeds`` training runs and their summary.
+
+Each run lives in ``<out>/runs/<method>-s<s>-seed<seed>/`` and is finished iff its
+``result.json`` exists (written atomically, last); a restarted sweep skips finished runs and
+resumes an interrupted one from its last checkpoint. After the runs: ``results.json`` (every
+run's result and the mean/std summary), ``summary.md`` and ``summary.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from diffhypergeom.runs import write_json_atomic, write_text_atomic
+from diffhypergeom.weak.config import RunConfig
+from diffhypergeom.weak.methods import METHODS
+from diffhypergeom.weak.report import aggregate_results, plot_summary, summary_markdown
+from diffhypergeom.weak.train import load_result, train_run
+
+
+def run_name(method: str, num_shared: int, seed: int) -> str:
+    return f"{method}-s{num_shared}-seed{seed}"
+
+
+def run_sweep(out_dir: str | Path, base: RunConfig, methods: list[str], s_values: list[int],
+              seeds: list[int], accelerator: str = "cpu", devices: int | str = 1,
+              strategy: str = "auto", progress: bool = False,
+              command: str | None = None) -> dict:
+    """Run (or skip, when finished) every combination; write the summary files."""
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {methods}")
+    if not s_values or not seeds:
+        raise ValueError("s_values and seeds must be non-empty")
+    out_dir = Path(out_dir)
+    results, skipped = [], []
+    combos = [(m, s, seed) for m in methods for s in s_values for seed in seeds]
+    configs = [base.with_(method=m, num_shared=s, seed=seed) for m, s, seed in combos]
+    start = time.perf_counter()
+    for config in tqdm(configs, desc="weak sweep", unit="run"):
+        run_dir = out_dir / "runs" / run_name(config.method, config.num_shared, config.seed)
+        result = load_result(run_dir)
+        if result is not None:
+            skipped.append(run_dir.name)
+        else:
+            result = train_run(config, run_dir, accelerator, devices, strategy,
+                               ckpt_path="last", progress=progress)
+            if result is None:  # a non-zero DDP rank: rank 0 writes the summary
+                continue
+        results.append(result)
+    summary = aggregate_results(results)
+    s_sorted = sorted(set(s_values))
+    write_json_atomic(out_dir / "results.json", {
+        "methods": methods, "s_values": s_sorted, "seeds": seeds, "base_config": base.to_dict(),
+        "skipped_finished_runs": skipped, "sweep_seconds": time.perf_counter() - start,
+        "runs": results, "summary": {m: {str(s): e for s, e in v.items()}
+                                     for m, v in summary.items()}})
+    header = ["# Weak supervision sweep", ""]
+    if command:
+        header += [f"Command: `{command}`", ""]
+    header += [f"Dataset {base.dataset}, {base.image_size}x{base.image_size} images, "
+               f"{base.steps} steps of batch {base.batch_size}, lr {base.lr}, latent dim "
+               f"{base.latent_dim or 'K'}, aggregation {base.aggregation}, seeds {seeds}. "
+               "Figure: summary.png; learning curves: runs/*/curves.png."]
+    write_text_atomic(out_dir / "summary.md",
+                      summary_markdown(summary, methods, s_sorted, header))
+    plot_summary(summary, methods, s_sorted, out_dir / "summary.png")
+    return {"results": results, "summary": summary, "skipped": skipped}

@@ -1,0 +1,78 @@
+import argparse
+import json
+
+import pytest
+
+from diffhypergeom.commands import weak as weak_command
+from diffhypergeom.weak.config import RunConfig
+from diffhypergeom.weak.sweep import run_sweep
+
+TINY = dict(image_size=16, width=0.25, hidden=16, batch_size=8, steps=4, lr=1e-3,
+            val_every=2, val_pairs=8, eval_pairs=16, eval_train=60, eval_test=40)
+
+
+def test_tiny_sweep_and_skip_on_restart(tmp_path):
+    base = RunConfig(**TINY)
+    out = run_sweep(tmp_path, base, ["ada", "hg"], [1, 5], [0], progress=False)
+    assert out["skipped"] == []
+    assert len(out["results"]) == 4
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["runs"]) == 4
+    for run in results["runs"]:
+        assert 0 <= run["s_hat_mean"] <= 7 and run["mse_s"] >= 0
+        assert sum(run["s_hat_hist"]) == TINY["eval_pairs"]
+        run_dir = tmp_path / "runs" / f"{run['method']}-s{run['num_shared']}-seed0"
+        assert (run_dir / "curves.png").is_file()
+        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+        assert (run_dir / "logs" / "version_0" / "metrics.csv").is_file()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| HGVAE | 5 |" in summary and "AdaVAE" in summary
+    assert (tmp_path / "summary.png").read_bytes()[:4] == b"\x89PNG"
+
+    # restart: every finished run is skipped and the summary is identical
+    again = run_sweep(tmp_path, base, ["ada", "hg"], [1, 5], [0])
+    assert sorted(again["skipped"]) == sorted(["ada-s1-seed0", "ada-s5-seed0", "hg-s1-seed0",
+                                               "hg-s5-seed0"])
+    assert again["results"] == out["results"]
+
+    # an unfinished run (no result.json) is trained again, the others are skipped
+    (tmp_path / "runs" / "hg-s5-seed0" / "result.json").unlink()
+    third = run_sweep(tmp_path, base, ["ada", "hg"], [1, 5], [0])
+    assert "hg-s5-seed0" not in third["skipped"] and len(third["skipped"]) == 3
+    assert (tmp_path / "runs" / "hg-s5-seed0" / "result.json").is_file()
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    weak_command.configure(parser)
+    return parser.parse_args(argv)
+
+
+def test_cli_train_and_render(tmp_path, capsys):
+    argv = ["train", "--method", "label", "--s", "3", "--image-size", "16", "--width", "0.25",
+            "--hidden", "16", "--batch-size", "8", "--steps", "2", "--val-every", "2",
+            "--eval-pairs", "8", "--eval-train", "40", "--eval-test", "20", "--no-progress",
+            "--out", str(tmp_path / "train")]
+    assert weak_command.run(_parse(argv)) == 0
+    result = json.loads((tmp_path / "train" / "result.json").read_text())
+    assert result["method"] == "label" and result["s_hat_mean"] == 6.0   # d - 1 with d = K = 7
+    assert result["mse_s"] == pytest.approx(9.0)
+    png = tmp_path / "grid.png"
+    assert weak_command.run(_parse(["render", "--image-size", "32", "--out", str(png)])) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="method"):
+        RunConfig(method="oracle")
+    with pytest.raises(ValueError, match="data_path"):
+        RunConfig(dataset="mpi3d")
+    with pytest.raises(ValueError, match="tau_final"):
+        RunConfig(tau_init=0.1, tau_final=1.0)
+    with pytest.raises(SystemExit):
+        _parse(["sweep", "--methods", "hg,oracle"])
+    with pytest.raises(SystemExit):
+        _parse(["sweep", "--s-values", "a,b"])
+    with pytest.raises(FileNotFoundError, match="mpi3d.npz"):
+        weak_command.run(_parse(["train", "--dataset", "mpi3d", "--data-path",
+                                 "/nonexistent/mpi3d.npz", "--steps", "1"]))
