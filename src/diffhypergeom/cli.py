@@ -16,6 +16,7 @@ from collections.abc import Sequence
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("diffhypergeom.commands.demo", "exact vs relaxed vs merge sampling on a small urn"),
+    "weak": ("diffhypergeom.commands.weak", "weak supervision: LabelVAE vs AdaVAE vs HGVAE"),
 }
 
 
