@@ -16,6 +16,11 @@ from collections.abc import Sequence
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("diffhypergeom.commands.demo", "exact vs relaxed vs merge sampling on a small urn"),
+    "ks": ("diffhypergeom.commands.ks", "the paper's KS study against exact and merged references"),
+    "urn": ("diffhypergeom.commands.urn", "learn urn weights from samples: relaxed vs ML"),
+    "gradients": ("diffhypergeom.commands.gradients", "bias/std of ST and REINFORCE gradients"),
+    "bench": ("diffhypergeom.commands.bench", "sampling throughput and memory vs size"),
+    "validate": ("diffhypergeom.commands.validate", "all validation studies in quick mode"),
     "weak": ("diffhypergeom.commands.weak", "weak supervision: LabelVAE vs AdaVAE vs HGVAE"),
 }
 

@@ -1,0 +1,31 @@
+"""Sampling throughput and peak memory against size (classes, balls, draws, batch of weight
+vectors), exact against merge, each case in a fresh process. Writes results.json, summary.md
+with the table and a log-log figure."""
+
+from __future__ import annotations
+
+import argparse
+
+from diffhypergeom.commands._study_options import add_common, fail, report, run_dir
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_common(parser, "bench")
+    parser.add_argument("--device", default="cpu",
+                        help="'cpu' or 'cuda' (an error if no GPU is available)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="samples per call (default 10,000; 1,000 with --quick)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from diffhypergeom.validation.bench import BenchConfig, run_bench
+
+    config = BenchConfig.quick(args.device) if args.quick else BenchConfig.paper(args.device)
+    if args.samples is not None:
+        config.num_samples = args.samples
+    try:
+        config.validate()
+    except ValueError as err:
+        raise fail(err) from err
+    out_dir = run_dir(args, "bench")
+    return report(run_bench(config, out_dir, progress=not args.no_progress), out_dir)
