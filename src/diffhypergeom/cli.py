@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "cluster": ("diffhypergeom.commands.cluster", "VaDE clustering with a cluster-size prior"),
     "demo": ("diffhypergeom.commands.demo", "exact vs relaxed vs merge sampling on a small urn"),
     "ks": ("diffhypergeom.commands.ks", "the paper's KS study against exact and merged references"),
     "urn": ("diffhypergeom.commands.urn", "learn urn weights from samples: relaxed vs ML"),

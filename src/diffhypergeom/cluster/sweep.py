@@ -1,0 +1,288 @@
+"""Training one VaDE run and sweeping priors x dataset versions x seeds.
+
+Layout of a sweep directory::
+
+    pretrain/<dataset>-<version>-seed<s>-<hash>.pt   shared initialisation (all priors)
+    runs/<version>/<prior>/seed<s>/result.json       one finished run (written atomically)
+    runs/<version>/<prior>/seed<s>/checkpoints/      Lightning checkpoints (resume)
+    runs/<version>/<prior>/seed<s>/logs/             Lightning CSV logs
+    results.json, summary.md, weights.png            the aggregate
+
+A run whose ``result.json`` exists is skipped when the sweep restarts; an interrupted run
+resumes from its ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from diffhypergeom.cluster.datasets import VERSIONS, ClusterData, load_splits, make_version
+from diffhypergeom.cluster.metrics import clustering_scores, matched_weights, rank_correlation
+from diffhypergeom.cluster.priors import PRIORS
+from diffhypergeom.runs import markdown_table, read_json, write_json_atomic, write_text_atomic
+
+METRICS = ("acc", "nmi", "ari")
+
+
+@dataclass
+class TrainConfig:
+    """Settings shared by every run of a sweep (see ``commands/cluster.py`` for help)."""
+
+    hidden: list[int] = field(default_factory=lambda: [500, 500, 2000])
+    latent_dim: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    prior_lr: float = 1e-2
+    pretrain_lr: float = 1e-3
+    pretrain_epochs: int = 10
+    epochs: int = 20
+    tau_init: float = 1.0
+    tau_final: float = 0.1
+    hard: bool = False
+    accelerator: str = "cpu"
+    devices: str = "1"
+    strategy: str = "auto"
+    progress: bool = True
+    keep_checkpoints: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("latent_dim", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pretrain_epochs < 0:
+            raise ValueError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden sizes must be >= 1, got {self.hidden}")
+
+    def trainer_kwargs(self) -> dict:
+        devices: int | str = int(self.devices) if self.devices.isdigit() else self.devices
+        return {"accelerator": self.accelerator, "devices": devices, "strategy": self.strategy,
+                "enable_progress_bar": self.progress}
+
+
+def _loader(x: np.ndarray, batch_size: int, seed: int, shuffle: bool):
+    import torch
+
+    data = torch.utils.data.TensorDataset(torch.as_tensor(x))
+    return torch.utils.data.DataLoader(
+        data, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle and len(x) >= batch_size,
+        generator=torch.Generator().manual_seed(seed))
+
+
+def train_one(data: ClusterData, prior: str, seed: int, cfg: TrainConfig, run_dir: Path,
+              init_state: dict) -> dict | None:
+    """Train one VaDE from ``init_state`` (``pretrain.pretrain``), evaluate it on the test
+    split and write ``run_dir/result.json``. Returns the result (None on non-zero ranks)."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from diffhypergeom.cluster.module import VaDE
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    L.seed_everything(seed, workers=True, verbose=False)
+    steps_per_epoch = max(1, len(data.train.y) // cfg.batch_size)
+    model = VaDE(data.train.x.shape[1], data.num_classes, prior, hidden=cfg.hidden,
+                 latent_dim=cfg.latent_dim, lr=cfg.lr, prior_lr=cfg.prior_lr, tau_init=cfg.tau_init,
+                 tau_final=cfg.tau_final, anneal_steps=steps_per_epoch * cfg.epochs,
+                 hard=cfg.hard)
+    model.load_pretrained(init_state)
+    checkpoint_dir = run_dir / "checkpoints"
+    last = checkpoint_dir / "last.ckpt"
+    trainer = L.Trainer(max_epochs=cfg.epochs, logger=CSVLogger(run_dir, name="logs"),
+                        callbacks=[ModelCheckpoint(dirpath=checkpoint_dir, save_last=True,
+                                                   save_top_k=0)],
+                        enable_model_summary=False, log_every_n_steps=1,
+                        **cfg.trainer_kwargs())
+    trainer.fit(model, _loader(data.train.x, cfg.batch_size, seed, shuffle=True),
+                ckpt_path=str(last) if last.is_file() else None)
+    if not trainer.is_global_zero:
+        return None
+    model = model.cpu().eval()
+    gamma = model.predict_gamma(torch.as_tensor(data.test.x)).numpy()
+    predictions = gamma.argmax(-1)
+    weights = model.prior.cluster_weights().detach().cpu().numpy()
+    proportions = data.class_proportions()
+    matched = matched_weights(weights, data.test.y, predictions, data.num_classes)
+    result = {
+        "dataset": data.name, "version": data.version, "prior": prior, "seed": seed,
+        "subsampled_classes": data.subsampled_classes, "rate": data.rate,
+        "n_train": len(data.train.y), "n_test": len(data.test.y),
+        **clustering_scores(data.test.y, predictions),
+        "cluster_weights": weights.tolist(),
+        "matched_weights": matched.tolist(),
+        "class_proportions": proportions.tolist(),
+        "spearman": rank_correlation(matched, proportions),
+        "weight_ratio": _subsampled_ratio(matched, data.subsampled_classes),
+        "true_ratio": _subsampled_ratio(proportions, data.subsampled_classes),
+        "init": init_state.get("key"),
+        "epochs": cfg.epochs, "seconds": time.perf_counter() - start,
+    }
+    write_json_atomic(run_dir / "result.json", result)
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return result
+
+
+def _subsampled_ratio(values: np.ndarray, subsampled: list[int]) -> float:
+    """Mean of ``values`` over the subsampled classes / mean over the others (NaN if none)."""
+    if not subsampled:
+        return math.nan
+    mask = np.zeros(len(values), dtype=bool)
+    mask[subsampled] = True
+    rest = values[~mask].mean()
+    return float(values[mask].mean() / rest) if rest > 0 else math.nan
+
+
+def run_sweep(out: Path, dataset: str, priors: list[str], versions: list[str],
+              seeds: list[int], cfg: TrainConfig, data_dir: str | None = None,
+              max_train: int | None = None, cache_dir: str | None = None,
+              log=print) -> dict:
+    """Every (version, seed, prior) run not finished yet, then the aggregate files."""
+    from diffhypergeom.cluster.pretrain import pretrain
+
+    bad = [p for p in priors if p not in PRIORS] + [v for v in versions if v not in VERSIONS]
+    if bad:
+        raise ValueError(f"unknown priors/versions {bad}; priors: {PRIORS}, "
+                         f"versions: {tuple(VERSIONS)}")
+    if not seeds or not priors or not versions:
+        raise ValueError("need at least one prior, one version and one seed")
+    out = Path(out)
+    train, test = load_splits(dataset, data_dir)
+    cache = Path(cache_dir) if cache_dir else out / "pretrain"
+    results = []
+    total = len(versions) * len(seeds) * len(priors)
+    done = 0
+    for version in versions:
+        for seed in seeds:
+            data = make_version(dataset, train, test, version, seed, max_train=max_train)
+            init = None
+            for prior in priors:
+                done += 1
+                run_dir = out / "runs" / version / prior / f"seed{seed}"
+                if (run_dir / "result.json").is_file():
+                    log(f"[{done}/{total}] {version} {prior} seed {seed}: done, skipped")
+                    results.append(read_json(run_dir / "result.json"))
+                    continue
+                if init is None:
+                    init = pretrain(data, seed, hidden=cfg.hidden, latent_dim=cfg.latent_dim,
+                                    epochs=cfg.pretrain_epochs, batch_size=cfg.batch_size,
+                                    lr=cfg.pretrain_lr, cache_dir=cache,
+                                    trainer_kwargs=cfg.trainer_kwargs())
+                result = train_one(data, prior, seed, cfg, run_dir, init)
+                if result is None:
+                    continue
+                log(f"[{done}/{total}] {version} {prior} seed {seed}: acc {result['acc']:.3f} "
+                    f"nmi {result['nmi']:.3f} ari {result['ari']:.3f} "
+                    f"({result['seconds']:.1f} s)")
+                results.append(result)
+    return write_summary(out, dataset, priors, versions, seeds, cfg, results)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def _fmt(pair: tuple[float, float], digits: int = 3) -> str:
+    mean, std = pair
+    return "n/a" if math.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def write_summary(out: Path, dataset: str, priors: list[str], versions: list[str],
+                  seeds: list[int], cfg: TrainConfig, results: list[dict]) -> dict:
+    """``results.json``, ``summary.md`` (Table 2 layout) and ``weights.png``."""
+    table: dict = {}
+    for prior in priors:
+        for version in versions:
+            runs = [r for r in results if r["prior"] == prior and r["version"] == version]
+            cell = {m: _mean_std([r[m] for r in runs]) for m in METRICS}
+            cell["spearman"] = _mean_std([r["spearman"] for r in runs])
+            cell["weight_ratio"] = _mean_std([r["weight_ratio"] for r in runs])
+            cell["runs"] = len(runs)
+            table.setdefault(prior, {})[version] = cell
+    summary = {"dataset": dataset, "priors": priors, "versions": versions, "seeds": seeds,
+               "config": asdict(cfg), "std": "sample standard deviation over seeds (ddof=1)",
+               "table": table, "runs": results}
+    write_json_atomic(out / "results.json", summary)
+    header = ["prior"] + [f"{v} {m.upper()}" for v in versions for m in METRICS]
+    rows = [[p] + [_fmt(table[p][v][m]) for v in versions for m in METRICS] for p in priors]
+    weight_header = ["prior"] + [f"{v} Spearman ρ" for v in versions] + \
+        [f"{v} weight ratio (true {VERSIONS[v]:.1f})" for v in versions if VERSIONS[v] < 1]
+    weight_rows = [[p] + [_fmt(table[p][v]["spearman"], 2) for v in versions]
+                   + [_fmt(table[p][v]["weight_ratio"], 2) for v in versions if VERSIONS[v] < 1]
+                   for p in priors]
+    text = (f"# Clustering sweep: {dataset}\n\n"
+            f"Priors x dataset versions, test-split metrics, mean ± std over seeds {seeds} "
+            f"({len(results)} runs; {cfg.pretrain_epochs} pretraining + {cfg.epochs} VaDE "
+            f"epochs, batch {cfg.batch_size}, hidden {cfg.hidden}, latent {cfg.latent_dim}).\n\n"
+            + markdown_table(header, rows)
+            + "\n\nLearned cluster weights (matched to classes) vs true class proportions: "
+            "Spearman rank correlation, and the mean weight of the subsampled classes divided "
+            "by that of the others (the true ratio is the subsampling rate).\n\n"
+            + markdown_table(weight_header, weight_rows) + "\n")
+    write_text_atomic(out / "summary.md", text)
+    if results:
+        plot_weights(out / "weights.png", results, priors, versions)
+    return summary
+
+
+def plot_weights(path: Path, results: list[dict], priors: list[str],
+                 versions: list[str]) -> None:
+    """The paper's Figure 3: true class proportions vs learned (matched) cluster weights,
+    for the first seed of each (prior, version); subsampled classes hatched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from diffhypergeom.runs import write_bytes_atomic
+
+    learnable = [p for p in priors if p != "uniform"] or priors
+    fig, axes = plt.subplots(len(learnable), len(versions), squeeze=False,
+                             figsize=(4.2 * len(versions), 3.0 * len(learnable)))
+    for row, prior in enumerate(learnable):
+        for col, version in enumerate(versions):
+            ax = axes[row][col]
+            runs = sorted((r for r in results if r["prior"] == prior
+                           and r["version"] == version), key=lambda r: r["seed"])
+            if not runs:
+                ax.set_axis_off()
+                continue
+            run = runs[0]
+            classes = np.arange(len(run["class_proportions"]))
+            hatch = ["//" if c in run["subsampled_classes"] else "" for c in classes]
+            ax.bar(classes - 0.2, run["class_proportions"], 0.4, label="true proportion",
+                   color="tab:gray", hatch=None)
+            bars = ax.bar(classes + 0.2, run["matched_weights"], 0.4, label="learned weight",
+                          color="tab:blue")
+            for bar, h in zip(bars, hatch, strict=True):
+                bar.set_hatch(h)
+            rhos = [r["spearman"] for r in runs]
+            rho = _mean_std([np.nan if v is None else v for v in rhos])
+            ax.set_title(f"{prior}, {version} (seed {run['seed']})\n"
+                         f"Spearman ρ over seeds {_fmt(rho, 2)}", fontsize=9)
+            ax.set_xticks(classes)
+            ax.set_xlabel("class (hatched: subsampled)", fontsize=8)
+            if col == 0:
+                ax.set_ylabel("proportion / weight")
+            if row == 0 and col == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
