@@ -239,7 +239,21 @@ def summary_markdown(results: dict[str, Any]) -> str:
         ["estimator", "recovered", "median err", "max err"],
         [[name, f"{t['recovered']} / {t['settings']}", t["median_error"], t["max_error"]]
          for name, t in results["totals"].items()]))
+    lines += ["", conclusion(results["totals"])]
     return "\n".join(lines) + "\n"
+
+
+def conclusion(totals_by_estimator: dict[str, Any]) -> str:
+    """One sentence per estimator: recovered in how many settings, and how closely."""
+    parts = []
+    for name, t in totals_by_estimator.items():
+        verdict = ("recovers w_gt" if t["recovered"] == t["settings"] else
+                   "does not recover w_gt" if t["recovered"] == 0 else
+                   "recovers w_gt only in some settings")
+        parts.append(f"{name} {verdict} within the ML sampling tolerance "
+                     f"({t['recovered']}/{t['settings']}; centred log-weight error median "
+                     f"{t['median_error']:.3f}, max {t['max_error']:.3f})")
+    return "Conclusion: " + "; ".join(parts) + "."
 
 
 def totals(settings: list[dict[str, Any]]) -> dict[str, Any]:
