@@ -196,6 +196,8 @@ def plot_bench(rows: list[dict[str, Any]], path: Path) -> str:
     """Log-log throughput (draws/s) against the swept size, one panel per sweep; solid:
     relaxed step (forward + backward), dashed: exact ``sample``; blue exact, red merge."""
     plt = pyplot()
+    from matplotlib.ticker import NullFormatter
+
     sweeps = list(dict.fromkeys(r["sweep"] for r in rows))
     xlabels = {"classes": "classes c", "balls": "balls N (3 classes)",
                "draws": "draws n (3 x 1000 balls)", "batch": "batch of weight vectors B"}
@@ -211,6 +213,9 @@ def plot_bench(rows: list[dict[str, Any]], path: Path) -> str:
                     label=f"{method}: sample")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        values = sorted({r["value"] for r in rows if r["sweep"] == sweep})
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabels.get(sweep, sweep))
         ax.set_ylabel("draws per second")
     axes[0, 0].legend(fontsize=7)
