@@ -111,6 +111,8 @@ def train_one(data: ClusterData, prior: str, seed: int, cfg: TrainConfig, run_di
     gamma = model.predict_gamma(torch.as_tensor(data.test.x)).numpy()
     predictions = gamma.argmax(-1)
     weights = model.prior.cluster_weights().detach().cpu().numpy()
+    train_clusters = model.predict_gamma(torch.as_tensor(data.train.x)).numpy().argmax(-1)
+    cluster_sizes = np.bincount(train_clusters, minlength=data.num_classes) / len(train_clusters)
     proportions = data.class_proportions()
     matched = matched_weights(weights, data.test.y, predictions, data.num_classes)
     result = {
@@ -122,6 +124,8 @@ def train_one(data: ClusterData, prior: str, seed: int, cfg: TrainConfig, run_di
         "matched_weights": matched.tolist(),
         "class_proportions": proportions.tolist(),
         "spearman": rank_correlation(matched, proportions),
+        "cluster_sizes": cluster_sizes.tolist(),
+        "size_spearman": rank_correlation(weights, cluster_sizes),
         "weight_ratio": _subsampled_ratio(matched, data.subsampled_classes),
         "true_ratio": _subsampled_ratio(proportions, data.subsampled_classes),
         "init": init_state.get("key"),
@@ -210,6 +214,7 @@ def write_summary(out: Path, dataset: str, priors: list[str], versions: list[str
             cell = {m: _mean_std([r[m] for r in runs]) for m in METRICS}
             cell["spearman"] = _mean_std([r["spearman"] for r in runs])
             cell["weight_ratio"] = _mean_std([r["weight_ratio"] for r in runs])
+            cell["size_spearman"] = _mean_std([r.get("size_spearman") for r in runs])
             cell["runs"] = len(runs)
             table.setdefault(prior, {})[version] = cell
     summary = {"dataset": dataset, "priors": priors, "versions": versions, "seeds": seeds,
@@ -219,9 +224,11 @@ def write_summary(out: Path, dataset: str, priors: list[str], versions: list[str
     header = ["prior"] + [f"{v} {m.upper()}" for v in versions for m in METRICS]
     rows = [[p] + [_fmt(table[p][v][m]) for v in versions for m in METRICS] for p in priors]
     weight_header = ["prior"] + [f"{v} Spearman ρ" for v in versions] + \
-        [f"{v} weight ratio (true {VERSIONS[v]:.1f})" for v in versions if VERSIONS[v] < 1]
+        [f"{v} weight ratio (true {VERSIONS[v]:.1f})" for v in versions if VERSIONS[v] < 1] + \
+        [f"{v} ρ(weights, own cluster sizes)" for v in versions]
     weight_rows = [[p] + [_fmt(table[p][v]["spearman"], 2) for v in versions]
                    + [_fmt(table[p][v]["weight_ratio"], 2) for v in versions if VERSIONS[v] < 1]
+                   + [_fmt(table[p][v]["size_spearman"], 2) for v in versions]
                    for p in priors]
     text = (f"# Clustering sweep: {dataset}\n\n"
             f"Priors x dataset versions, test-split metrics, mean ± std over seeds {seeds} "
@@ -230,7 +237,9 @@ def write_summary(out: Path, dataset: str, priors: list[str], versions: list[str
             + markdown_table(header, rows)
             + "\n\nLearned cluster weights (matched to classes) vs true class proportions: "
             "Spearman rank correlation, and the mean weight of the subsampled classes divided "
-            "by that of the others (the true ratio is the subsampling rate).\n\n"
+            "by that of the others (the true ratio is the subsampling rate); last columns: "
+            "Spearman correlation of the weights with the sizes of the model's own clusters "
+            "(fraction of the training split assigned to each).\n\n"
             + markdown_table(weight_header, weight_rows) + "\n")
     write_text_atomic(out / "summary.md", text)
     if results:
