@@ -1,10 +1,10 @@
 """Sequential samplers over conditional tables (DESIGN.md sections 1 and 2).
 
 Both samplers walk the classes in order. Class ``i`` takes a count ``k`` from the row
-``table_i[b, r, :]`` of its conditional table (``[B, n_max + 1, K_i]`` log-probabilities,
-see ``UrnTables.conditional``), where ``r`` is the number of balls still to draw; the last class
-takes what is left. Per sample the work is ``O(sum_i K_i)``; the tables are shared by all
-samples.
+``(b, r)`` of its conditional table (log-probabilities over ``k``, see
+``UrnTables.conditional``), where ``r`` is the number of balls still to draw; the last class
+takes what is left. Only the rows that some sample visits are computed, once each, and shared by
+all samples in them. Per sample the work is ``O(sum_i K_i)``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,16 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-ConditionalFn = Callable[[int], torch.Tensor]
+# conditional(i, rows) -> [U, K_i] log p(x_i = k | row), rows = b * (n_max + 1) + r
+ConditionalFn = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def _visited_rows(remaining: torch.Tensor, rows_per_urn: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct flat rows ``b * rows_per_urn + r`` of ``remaining [S, B]`` and, per sample, the
+    position of its row among them."""
+    urn = torch.arange(remaining.shape[1], device=remaining.device) * rows_per_urn
+    return torch.unique(urn + remaining, return_inverse=True)
 
 
 class RelaxedDraw(NamedTuple):
@@ -42,7 +51,7 @@ def sample_sequential(
 ) -> torch.Tensor:
     """Exact draws by inverse-CDF sampling of each conditional.
 
-    The CDF rows of all ``(urn, r)`` pairs are laid end to end with row ``j`` shifted by ``j``,
+    The CDF rows that the samples visit are laid end to end with row ``j`` shifted by ``j``,
     which makes one sorted vector; a uniform ``u`` for a sample in row ``j`` is found with a
     single ``searchsorted`` of ``j + u``.
 
@@ -50,21 +59,22 @@ def sample_sequential(
         ``[num_samples, B, c]`` int64 counts.
     """
     batch = draws.shape[0]
+    rows_per_urn = int(draws.max()) + 1 if batch else 1
     counts = torch.empty(num_samples, batch, num_classes, dtype=torch.int64, device=draws.device)
     remaining = draws.unsqueeze(0).expand(num_samples, batch).clone()
     for i in range(num_classes - 1):
-        table = conditional(i).detach()
-        _, rows, width = table.shape
+        rows, position = _visited_rows(remaining, rows_per_urn)
+        table = conditional(i, rows).detach()
+        width = table.shape[-1]
         cdf = table.exp().cumsum(-1)
         total = cdf[..., -1:]
         cdf = torch.where(total > 0, cdf / torch.where(total > 0, total, 1.0), 1.0)
-        row_id = torch.arange(batch * rows, device=draws.device, dtype=torch.float64)
-        flat = (cdf.reshape(batch * rows, width) + row_id.unsqueeze(-1)).reshape(-1)
-        sample_row = (torch.arange(batch, device=draws.device) * rows).unsqueeze(0) + remaining
-        target = sample_row.to(torch.float64) + torch.rand(
+        row_id = torch.arange(rows.numel(), device=draws.device, dtype=torch.float64)
+        flat = (cdf + row_id.unsqueeze(-1)).reshape(-1)
+        target = position.to(torch.float64) + torch.rand(
             num_samples, batch, dtype=torch.float64, device=draws.device)
-        position = torch.searchsorted(flat, target.reshape(-1), right=True).view_as(remaining)
-        k = (position - sample_row * width).clamp_(0, width - 1)
+        found = torch.searchsorted(flat, target.reshape(-1), right=True).view_as(remaining)
+        k = (found - position * width).clamp_(0, width - 1)
         counts[..., i] = k
         remaining -= k
     counts[..., num_classes - 1] = remaining
@@ -101,15 +111,16 @@ def rsample_sequential(
         ``[S, B, c, one_hot_width]`` and the log-probability ``[S, B]`` of the hard draw.
     """
     batch = draws.shape[0]
+    rows_per_urn = int(draws.max()) + 1 if batch else 1
     detailed = one_hot_width is not None
     remaining = draws.unsqueeze(0).expand(num_samples, batch).clone()
     counts, vectors = [], []
     log_prob = torch.zeros(num_samples, batch, dtype=dtype, device=draws.device)
     for i in range(num_classes - 1):
-        table = conditional(i).to(dtype)
-        _, rows, width = table.shape
-        sample_row = (torch.arange(batch, device=draws.device) * rows).unsqueeze(0) + remaining
-        alpha = F.embedding(sample_row, table.reshape(batch * rows, width))
+        rows, position = _visited_rows(remaining, rows_per_urn)
+        table = conditional(i, rows).to(dtype)
+        width = table.shape[-1]
+        alpha = F.embedding(position, table)
         scaled = (alpha - _neg_gumbel_like(alpha)) / temperature
         k_hard = scaled.argmax(-1)
         soft = torch.softmax(scaled, dim=-1)

@@ -7,8 +7,9 @@ log-coefficients truncated to degree ``n_max`` (the largest number of draws in t
 - ``kernel(i)``: ``[B, K_i]``, the coefficients of ``G_i``, ``K_i = min(max m_i, n_max) + 1``;
 - ``suffix``: ``[B, c + 1, n_max + 1]``, ``s_i = prod_{j >= i} G_j`` (``s_{c+1} = 1``);
 - ``log_normalizer``: ``[B]``, ``A = log P0 = s_1[n]``, the log-partition function;
-- ``conditional(i)``: ``[B, n_max + 1, K_i]``, the exact ``log p(x_i = k | r balls left)``;
-- ``merged_conditional(i)``: the same for the paper's merged-right-class approximation;
+- ``conditional(i, rows)``: ``[B, n_max + 1, K_i]`` (or only the rows a sampler visits), the
+  exact ``log p(x_i = k | r balls left)``;
+- ``merged_conditional(i, rows)``: the same for the paper's merged-right-class approximation;
 - ``log_marginals()``: ``[B, K_i]`` per class, the exact ``log p(x_i = k)``.
 
 Tables are computed in float64 from ``theta`` (which keeps its autograd graph), once per
@@ -29,17 +30,22 @@ from diffhypergeom.logspace import (
 )
 
 
-def _shifted_windows(right: torch.Tensor, length: int) -> torch.Tensor:
-    """``[B, R] -> [B, R, length]`` with ``out[b, r, k] = right[b, r - k]`` (``-inf`` if
-    ``r < k``)."""
-    padded = torch.nn.functional.pad(right, (length - 1, 0), value=NEG_INF)
-    return padded.unfold(-1, length, 1).flip(-1)
+def _conditional_rows(kernel: torch.Tensor, right: torch.Tensor, rows: torch.Tensor
+                      ) -> torch.Tensor:
+    """``[U, K]``: for each flat row ``rows[u] = b * R + r``, the terms
+    ``kernel[b, k] + right[b, r - k]`` (``-inf`` where ``r < k``), normalised over ``k``;
+    rows with no feasible ``k`` stay ``-inf``.
 
-
-def _conditional_rows(kernel: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """``[B, R, K]``: ``kernel[k] + right[r - k]``, normalised over ``k`` (row-wise
-    logsumexp subtracted); infeasible rows stay ``-inf``."""
-    terms = kernel.unsqueeze(-2) + _shifted_windows(right, kernel.shape[-1])
+    Args:
+        kernel: ``[B, K]`` log-coefficients of the class's polynomial.
+        right: ``[B, R]`` log-coefficients of the polynomial of the classes after it.
+        rows: ``[U]`` int64 flat row indices into ``B x R``.
+    """
+    length, width = right.shape[-1], kernel.shape[-1]
+    urn, remaining = rows // length, rows % length
+    shift = remaining.unsqueeze(-1) - torch.arange(width, device=rows.device)
+    gathered = right.reshape(-1)[urn.unsqueeze(-1) * length + shift.clamp_min(0)]
+    terms = kernel[urn] + torch.where(shift >= 0, gathered, torch.full_like(gathered, NEG_INF))
     norm = logsumexp(terms, dim=-1).unsqueeze(-1)
     out = terms - torch.where(torch.isfinite(norm), norm, torch.zeros_like(norm))
     return torch.where(torch.isfinite(norm), out, torch.full_like(out, NEG_INF))
@@ -101,26 +107,35 @@ class UrnTables:
         """``[B]``: ``A(theta) = log [t^n] prod_i G_i(t)``."""
         return self.suffix[:, 0].gather(-1, self.draws.unsqueeze(-1)).squeeze(-1)
 
-    def conditional(self, i: int) -> torch.Tensor:
-        """``[B, n_max + 1, K_i]``: exact ``log p(x_i = k | r)`` with ``r`` balls left to draw
-        from classes ``i..c``: ``log C(m_i,k) + k theta_i + s_{i+1}[r-k] - s_i[r]``."""
-        kernel = self.kernel(i)
-        return checkpoint_if_large(_conditional_rows, kernel, self.suffix[:, i + 1],
-                                   elements=kernel.numel() * (self.n_max + 1))
+    def conditional(self, i: int, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact ``log p(x_i = k | r)`` with ``r`` balls left to draw from classes ``i..c``:
+        ``log C(m_i,k) + k theta_i + s_{i+1}[r-k] - s_i[r]``.
 
-    def merged_conditional(self, i: int) -> torch.Tensor:
-        """``[B, n_max + 1, K_i]``: the paper's Algorithm 1. Class ``i`` against one merged
+        Returns ``[B, n_max + 1, K_i]``, or ``[U, K_i]`` for the flat rows
+        ``rows = b * (n_max + 1) + r`` only (what a sampler visits; far fewer when ``n`` is
+        large)."""
+        return self._rows(self.kernel(i), self.suffix[:, i + 1], rows)
+
+    def merged_conditional(self, i: int, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Like ``conditional`` for the paper's Algorithm 1: class ``i`` against one merged
         class ``R = {i+1..c}`` with ``m_R = sum m_j`` and ``w_R = sum w_j m_j / m_R``, i.e. a
         univariate Fisher distribution; exact only when all weights are equal."""
-        kernel = self.kernel(i)
         m_rest = self.population[:, i + 1 :].to(torch.float64)
         m_right = m_rest.sum(-1, keepdim=True)
         weighted = logsumexp(self.theta[:, i + 1 :] + m_rest.log(), dim=-1).unsqueeze(-1)
         theta_right = torch.where(m_right > 0, weighted - m_right.clamp_min(1).log(),
                                   torch.zeros_like(m_right))
         right = log_binomial(m_right, self.degrees) + times_logit(self.degrees, theta_right)
-        return checkpoint_if_large(_conditional_rows, kernel, right,
-                                   elements=kernel.numel() * (self.n_max + 1))
+        return self._rows(self.kernel(i), right, rows)
+
+    def _rows(self, kernel: torch.Tensor, right: torch.Tensor, rows: torch.Tensor | None
+              ) -> torch.Tensor:
+        full = rows is None
+        if full:
+            rows = torch.arange(self.batch * (self.n_max + 1), device=self.theta.device)
+        table = checkpoint_if_large(_conditional_rows, kernel, right, rows,
+                                    elements=rows.numel() * kernel.shape[-1])
+        return table.view(self.batch, self.n_max + 1, -1) if full else table
 
     def log_marginals(self) -> list[torch.Tensor]:
         """Per class ``[B, K_i]``: exact ``log p(x_i = k)``, from prefix products ``p_{i-1}``
