@@ -76,3 +76,22 @@ def test_bad_settings():
     with pytest.raises(FileNotFoundError, match="mpi3d.npz"):
         weak_command.run(_parse(["train", "--dataset", "mpi3d", "--data-path",
                                  "/nonexistent/mpi3d.npz", "--steps", "1"]))
+
+
+def test_parallel_workers_give_the_same_results_as_sequential(tmp_path):
+    import torch
+
+    base = RunConfig(**TINY).with_(steps=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers use 1 thread: same arithmetic, same results
+    try:
+        sequential = run_sweep(tmp_path / "seq", base, ["ada"], [1, 2], [0])
+    finally:
+        torch.set_num_threads(threads)
+    parallel = run_sweep(tmp_path / "par", base, ["ada"], [1, 2], [0], workers=2, threads=1)
+    assert [r["num_shared"] for r in parallel["results"]] == [1, 2]
+    for a, b in zip(sequential["results"], parallel["results"], strict=True):
+        assert a["s_hat_hist"] == b["s_hat_hist"]
+        assert a["acc_independent"] == pytest.approx(b["acc_independent"])
+    with pytest.raises(ValueError, match="workers"):
+        run_sweep(tmp_path / "bad", base, ["label"], [1], [0], workers=0)

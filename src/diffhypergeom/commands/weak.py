@@ -102,6 +102,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="comma-separated numbers of shared factors")
     sweep.add_argument("--seeds", type=_int_list, default=None,
                        help="comma-separated seeds (default 0,1,2; 0,1 with --quick)")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="train this many runs at once in CPU worker processes "
+                       "(--threads torch threads each)")
     sweep.add_argument("--progress", action="store_true",
                        help="show each run's Lightning progress bar")
 
@@ -193,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = make_run_dir("weak", root=args.root, out=args.out)
     outcome = run_sweep(out_dir, base, args.methods, args.s_values, seeds, args.accelerator,
                         _devices(args.devices), args.strategy, progress=args.progress,
-                        command=_command_line())
+                        command=_command_line(), workers=args.workers,
+                        threads=args.threads or 1)
     summary = os.path.join(out_dir, "summary.md")
     if os.path.exists(summary):
         print(open(summary, encoding="utf-8").read())

@@ -15,6 +15,7 @@ import numpy as np
 from diffhypergeom.runs import markdown_table, write_bytes_atomic
 
 METHOD_NAMES = {"label": "LabelVAE", "ada": "AdaVAE", "hg": "HGVAE"}
+METHOD_COLORS = {"label": "C0", "ada": "C1", "hg": "C2"}
 
 
 def _pyplot():
@@ -70,7 +71,7 @@ def plot_curves(metrics_csv: str | Path, out: str | Path, config) -> None:
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7)
     fig.suptitle(f"{METHOD_NAMES.get(config.method, config.method)}, s = {config.num_shared}, "
-                 f"seed {config.seed}")
+                 f"seed {config.seed}", y=1.04)
     _save(fig, Path(out))
     plt.close(fig)
 
@@ -148,15 +149,17 @@ def plot_summary(summary: dict, methods: list[str], s_values: list[int], out: Pa
         xs = [s for s, e in zip(s_values, entries, strict=True) if e]
         es = [e for e in entries if e]
         label = METHOD_NAMES.get(method, method)
+        color = METHOD_COLORS.get(method, f"C{3 + i}")
         axes[0].errorbar(xs, [e["s_hat_mean"][0] for e in es],
                          yerr=[e["s_hat_mean"][1] for e in es], marker="o", capsize=3,
-                         label=label)
+                         label=label, color=color)
         pos = np.arange(len(xs)) + (i - (len(methods) - 1) / 2) * width
         axes[1].bar(pos, [e["mse_s"][0] for e in es], width, yerr=[e["mse_s"][1] for e in es],
-                    capsize=2, label=label)
+                    capsize=2, label=label, color=color)
         for part, marker in (("acc_shared", "o"), ("acc_independent", "s")):
             axes[2].errorbar(xs, [e[part][0] for e in es], yerr=[e[part][1] for e in es],
                              marker=marker, capsize=3, ls="-" if part == "acc_shared" else ":",
+                             color=color,
                              label=f"{label} {'S' if part == 'acc_shared' else 'I'}")
     axes[0].plot(s_values, s_values, "k--", label="s_hat = s")
     axes[0].set(xlabel="true s", ylabel="estimated s_hat", title="s_hat vs s")

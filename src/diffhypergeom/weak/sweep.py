@@ -8,7 +8,9 @@ run's result and the mean/std summary), ``summary.md`` and ``summary.png``.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tqdm import tqdm
@@ -24,32 +26,66 @@ def run_name(method: str, num_shared: int, seed: int) -> str:
     return f"{method}-s{num_shared}-seed{seed}"
 
 
+def _train_in_worker(config: RunConfig, run_dir: Path, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    return train_run(config, run_dir, "cpu", 1, "auto", ckpt_path="last", progress=False)
+
+
 def run_sweep(out_dir: str | Path, base: RunConfig, methods: list[str], s_values: list[int],
               seeds: list[int], accelerator: str = "cpu", devices: int | str = 1,
               strategy: str = "auto", progress: bool = False,
-              command: str | None = None) -> dict:
-    """Run (or skip, when finished) every combination; write the summary files."""
+              command: str | None = None, workers: int = 1, threads: int = 1) -> dict:
+    """Run (or skip, when finished) every combination; write the summary files.
+
+    ``workers > 1`` trains that many runs at once in CPU worker processes (``threads`` torch
+    threads each); otherwise runs are trained one after another with the given Lightning
+    ``accelerator`` / ``devices`` / ``strategy``."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and accelerator not in ("cpu", "auto"):
+        raise ValueError("workers > 1 runs CPU worker processes; use workers = 1 with "
+                         f"accelerator={accelerator!r}")
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {methods}")
     if not s_values or not seeds:
         raise ValueError("s_values and seeds must be non-empty")
     out_dir = Path(out_dir)
-    results, skipped = [], []
+    skipped: list[str] = []
     combos = [(m, s, seed) for m in methods for s in s_values for seed in seeds]
     configs = [base.with_(method=m, num_shared=s, seed=seed) for m, s, seed in combos]
     start = time.perf_counter()
-    for config in tqdm(configs, desc="weak sweep", unit="run"):
+    by_name: dict[str, dict] = {}
+    pending = []
+    for config in configs:
         run_dir = out_dir / "runs" / run_name(config.method, config.num_shared, config.seed)
         result = load_result(run_dir)
         if result is not None:
             skipped.append(run_dir.name)
+            by_name[run_dir.name] = result
         else:
+            pending.append((config, run_dir))
+    bar = tqdm(total=len(configs), initial=len(skipped), desc="weak sweep", unit="run")
+    if workers > 1 and pending:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {pool.submit(_train_in_worker, config, run_dir, threads): run_dir.name
+                       for config, run_dir in pending}
+            for future in as_completed(futures):
+                by_name[futures[future]] = future.result()
+                bar.update()
+    else:
+        for config, run_dir in pending:
             result = train_run(config, run_dir, accelerator, devices, strategy,
                                ckpt_path="last", progress=progress)
             if result is None:  # a non-zero DDP rank: rank 0 writes the summary
-                continue
-        results.append(result)
+                return {"results": [], "summary": {}, "skipped": skipped}
+            by_name[run_dir.name] = result
+            bar.update()
+    bar.close()
+    results = [by_name[run_name(c.method, c.num_shared, c.seed)] for c in configs]
     summary = aggregate_results(results)
     s_sorted = sorted(set(s_values))
     write_json_atomic(out_dir / "results.json", {
