@@ -135,3 +135,24 @@ def test_prior_errors():
             prior.log_prob(torch.ones(4, 2))
         with pytest.raises(ValueError, match=r"\[B, 3\]"):
             prior.expected_log_prob(torch.ones(4))
+
+
+@pytest.mark.parametrize("prior_class", [CategoricalPrior, HypergeometricPrior])
+def test_weights_learned_from_true_assignments_follow_the_subsampling(prior_class):
+    """Maximising log p(c) over batches of true labels of a dataset with half of the classes
+    at 60% recovers the subsampling: weight ratio subsampled / full near 0.6."""
+    torch.manual_seed(0)
+    labels = torch.repeat_interleave(torch.arange(10), torch.tensor([60] * 5 + [36] * 5))
+    prior = prior_class(10)
+    optimizer = torch.optim.Adam(prior.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=150, gamma=0.2)
+    for _ in range(250):
+        batch = labels[torch.randperm(len(labels))[:64]]
+        loss = -prior.log_prob(torch.nn.functional.one_hot(batch, 10).float()) / 64
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    weights = prior.cluster_weights().detach()
+    assert (weights[5:].mean() / weights[:5].mean()).item() == pytest.approx(0.6, abs=0.06)
+    assert weights[5:].max() < weights[:5].min()
