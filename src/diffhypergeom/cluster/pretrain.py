@@ -35,6 +35,8 @@ class Autoencoder(L.LightningModule):
         self.save_hyperparameters()
         self.encoder = Encoder(input_dim, hidden, latent_dim)
         self.decoder = Decoder(latent_dim, hidden, input_dim)
+        # the autoencoder only uses the mean head; frozen so DDP sees no unused parameters
+        self.encoder.logvar.requires_grad_(False)
 
     def training_step(self, batch, batch_idx):
         x = batch[0]

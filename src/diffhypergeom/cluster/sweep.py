@@ -150,8 +150,12 @@ def _subsampled_ratio(values: np.ndarray, subsampled: list[int]) -> float:
 def run_sweep(out: Path, dataset: str, priors: list[str], versions: list[str],
               seeds: list[int], cfg: TrainConfig, data_dir: str | None = None,
               max_train: int | None = None, cache_dir: str | None = None,
-              log=print) -> dict:
-    """Every (version, seed, prior) run not finished yet, then the aggregate files."""
+              log=print) -> dict | None:
+    """Every (version, seed, prior) run not finished yet, then the aggregate files. Under
+    DDP every rank runs this; only global rank 0 writes and returns the summary (others
+    return None)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
     from diffhypergeom.cluster.pretrain import pretrain
 
     bad = [p for p in priors if p not in PRIORS] + [v for v in versions if v not in VERSIONS]
@@ -189,6 +193,8 @@ def run_sweep(out: Path, dataset: str, priors: list[str], versions: list[str],
                     f"nmi {result['nmi']:.3f} ari {result['ari']:.3f} "
                     f"({result['seconds']:.1f} s)")
                 results.append(result)
+    if rank_zero_only.rank != 0:
+        return None
     return write_summary(out, dataset, priors, versions, seeds, cfg, results)
 
 

@@ -10,6 +10,7 @@ import argparse
 PRIOR_NAMES = ("categorical", "uniform", "hypergeometric")
 VERSION_NAMES = ("balanced", "sub80", "sub60")
 DATASET_NAMES = ("digits", "fashion-mnist", "idx")
+_OUT_ENV = "DIFFHYPERGEOM_CLUSTER_OUT"
 
 
 def _hidden(text: str) -> list[int]:
@@ -113,8 +114,8 @@ def _config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import logging
+    import os
 
     import torch
 
@@ -126,13 +127,31 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     cfg = _config(args)
-    out = make_run_dir("cluster", out=args.out)
+    # Lightning's DDP launcher re-runs this command for ranks > 0: they inherit the
+    # environment, so they find rank 0's run directory instead of making a new one
+    previous = os.environ.get(_OUT_ENV)
+    out = make_run_dir("cluster", out=args.out or previous)
+    os.environ[_OUT_ENV] = str(out)
+    try:
+        return _run_in(out, args, cfg)
+    finally:
+        if previous is None:
+            os.environ.pop(_OUT_ENV, None)
+        else:
+            os.environ[_OUT_ENV] = previous
+
+
+def _run_in(out, args: argparse.Namespace, cfg) -> int:
+    import json
+
     if args.cluster_command == "sweep":
         from diffhypergeom.cluster.sweep import run_sweep
 
-        run_sweep(out, args.dataset, args.priors, args.versions, args.seeds, cfg,
-                  data_dir=args.data_dir, max_train=args.max_train, cache_dir=args.cache_dir,
-                  log=lambda msg: print(msg, flush=True))
+        summary = run_sweep(out, args.dataset, args.priors, args.versions, args.seeds, cfg,
+                            data_dir=args.data_dir, max_train=args.max_train,
+                            cache_dir=args.cache_dir, log=lambda msg: print(msg, flush=True))
+        if summary is None:  # a DDP rank > 0
+            return 0
         print((out / "summary.md").read_text(encoding="utf-8"))
         print(f"results in {out}")
         return 0
