@@ -36,6 +36,7 @@ def test_root_option_makes_timestamped_run_dir(tmp_path, monkeypatch):
     (["urn", "--epochs", "0"], "epochs"),
     (["gradients", "--temperatures", "-1"], "temperatures"),
     (["bench", "--device", "tpu"], "device"),
+    (["validate", "--device", "tpu"], "device"),
 ])
 def test_bad_options_exit_with_message(tmp_path, argv, match):
     with pytest.raises(SystemExit, match=match):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from diffhypergeom.commands._study_options import add_common, report, run_dir
+from diffhypergeom.commands._study_options import add_common, fail, report, run_dir
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +18,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from diffhypergeom.validation.bench import BenchConfig
     from diffhypergeom.validation.suite import run_suite
 
+    if "bench" not in args.skip:
+        try:
+            BenchConfig.quick(args.device).validate()
+        except ValueError as err:
+            raise fail(err) from err
     out_dir = run_dir(args, "validate")
     results = run_suite(out_dir, seed=args.seed, device=args.device, skip=args.skip,
                         progress=not args.no_progress)

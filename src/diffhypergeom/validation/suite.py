@@ -56,6 +56,8 @@ def run_suite(out_dir: Path, seed: int = 0, device: str = "cpu", skip=(),
     unknown = set(skip) - set(STUDIES)
     if unknown:
         raise ValueError(f"skip must name studies among {STUDIES}, got {sorted(unknown)}")
+    if "bench" not in skip:
+        BenchConfig.quick(device).validate()  # fail before the other studies run, not after
     runners = {
         "ks": lambda d: run_ks(KSConfig.quick(seed), d, progress),
         "urn": lambda d: run_urn(UrnConfig.quick(seed), d, progress),
