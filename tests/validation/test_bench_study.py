@@ -48,6 +48,7 @@ def test_cuda_without_gpu_is_a_clear_error():
     ({"device": "tpu"}, "device"),
     ({"classes": [1]}, "classes"),
     ({"draws": [10_000]}, "draws"),
+    ({"threads": 0}, "threads"),
 ])
 def test_bad_config_raises(overrides, match):
     config = BenchConfig()
@@ -55,3 +56,11 @@ def test_bad_config_raises(overrides, match):
         setattr(config, key, value)
     with pytest.raises(ValueError, match=match):
         config.validate()
+
+
+def test_cases_run_in_subprocesses_with_the_requested_threads(tmp_path):
+    config = BenchConfig(classes=[3], balls=[], draws=[], batch=[], num_samples=20, repeats=1,
+                         threads=1)
+    results = run_bench(config, tmp_path, progress=False)
+    assert [r["threads"] for r in results["rows"]] == [1, 1]
+    assert [r["method"] for r in results["rows"]] == ["exact", "merge"]

@@ -13,6 +13,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_common(parser, "bench")
     parser.add_argument("--device", default="cpu",
                         help="'cpu' or 'cuda' (an error if no GPU is available)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads per case (default: torch's default; 1 "
+                        "gives steadier numbers on a loaded machine)")
     parser.add_argument("--samples", type=int, default=None,
                         help="samples per call (default 10,000; 1,000 with --quick)")
 
@@ -23,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig.quick(args.device) if args.quick else BenchConfig.paper(args.device)
     if args.samples is not None:
         config.num_samples = args.samples
+    config.threads = args.threads
     try:
         config.validate()
     except ValueError as err:

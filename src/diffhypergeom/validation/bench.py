@@ -15,6 +15,8 @@ training step (``rsample(hard=True)`` forward + backward to the logits, tables i
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ class BenchConfig:
     num_samples: int = 10_000
     repeats: int = 3
     device: str = "cpu"
+    threads: int | None = None  # torch intra-op threads of each case (None: torch's default)
 
     @classmethod
     def paper(cls, device: str = "cpu") -> BenchConfig:
@@ -63,6 +66,8 @@ class BenchConfig:
             raise ValueError(f"draws must be in (0, 3 * draws_class_size], got {self.draws}")
         if min(self.batch, default=1) < 1 or self.num_samples < 1 or self.repeats < 1:
             raise ValueError("batch, num_samples and repeats must be >= 1")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
 
     def cases(self) -> list[dict[str, Any]]:
         """``[{"sweep", "value", "case": BenchCase kwargs}]`` for every size."""
@@ -108,24 +113,46 @@ def summary_markdown(results: dict[str, Any]) -> str:
 def run_bench(config: BenchConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Run every case for both methods, write ``results.json``, ``summary.md`` and the
     log-log figure into ``out_dir``."""
-    from tqdm.auto import tqdm
-
-    from diffhypergeom.benchmarking import BenchCase, run_case_isolated
     from diffhypergeom.validation.plotting import plot_bench
 
     config.validate()
     started = time.perf_counter()
     out_dir = Path(out_dir)
     jobs = [(spec, method) for spec in config.cases() for method in METHODS]
+    with _thread_limit(config.threads):
+        rows = _run_jobs(jobs, config, out_dir, progress)
+    results = {"study": "bench", "config": config_dict(config), "rows": rows}
+    results["figures"] = [plot_bench(rows, out_dir / "bench_throughput.png")]
+    return finish(out_dir, results, summary_markdown(results), started)
+
+
+@contextlib.contextmanager
+def _thread_limit(threads: int | None):
+    """Set ``OMP_NUM_THREADS`` (read by torch at start-up) for the case subprocesses."""
+    before = os.environ.get("OMP_NUM_THREADS")
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+
+
+def _run_jobs(jobs, config: BenchConfig, out_dir: Path, progress: bool) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    from diffhypergeom.benchmarking import BenchCase, run_case_isolated
+
     rows = []
     bar = tqdm(jobs, desc="bench cases", disable=not progress)
     for index, (spec, method) in enumerate(bar):
         bar.set_postfix_str(f"{spec['case']['label']} {method}")
-        key = {**spec, "method": method, "repeats": config.repeats}
+        key = {**spec, "method": method, "repeats": config.repeats, "threads": config.threads}
         row = cached_part(out_dir, f"bench_{index:03d}", key,
                           lambda s=spec, m=method: run_case_isolated(BenchCase(**s["case"]), m,
                                                                      config.repeats))
         rows.append({**row, "sweep": spec["sweep"], "value": spec["value"]})
-    results = {"study": "bench", "config": config_dict(config), "rows": rows}
-    results["figures"] = [plot_bench(rows, out_dir / "bench_throughput.png")]
-    return finish(out_dir, results, summary_markdown(results), started)
+    return rows
