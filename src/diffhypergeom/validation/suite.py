@@ -18,10 +18,12 @@ def _headline(name: str, results: dict[str, Any]) -> str:
     if name == "ks":
         t = {f"{r['sampler']}|{r['reference']}": r for r in results["totals"]}
         parts = [f"{label}: {t[k]['rejected']}/{t[k]['tests']} tests reject"
-                 for label, k in (("exact vs exact ref", "exact-rsample|exact"),
+                 for label, k in (("exact rsample vs exact ref", "exact-rsample|exact"),
+                                  ("exact sample vs exact ref", "exact-sample|exact"),
                                   ("merge vs exact ref", "merge-rsample|exact"),
                                   ("merge vs merged ref", "merge-rsample|merged"))]
-        return "; ".join(parts)
+        chance = results["config"]["alpha"] * len(results["settings"])
+        return "; ".join(parts) + f" (by chance under H0: <= ~{chance:.1f} settings per sampler)"
     if name == "urn":
         return "; ".join(f"{k}: recovered {v['recovered']}/{v['settings']} "
                          f"(median err {v['median_error']:.3f})"
