@@ -76,15 +76,16 @@ def plot_curves(metrics_csv: str | Path, out: str | Path, config) -> None:
     plt.close(fig)
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[float]) -> tuple[float, float, int]:
+    """Mean, std (ddof 1) and count of the finite values (n/a values are left out)."""
     arr = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     if arr.size == 0:
-        return float("nan"), float("nan")
-    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+        return float("nan"), float("nan"), 0
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0, int(arr.size)
 
 
 def aggregate_results(results: list[dict]) -> dict:
-    """``{method: {s: {metric: [mean, std, n]}}}`` over seeds."""
+    """``{method: {s: {metric: [mean, std, n_finite, n_runs]}}}`` over seeds."""
     grouped: dict = defaultdict(lambda: defaultdict(list))
     for r in results:
         grouped[r["method"]][int(r["num_shared"])].append(r)
@@ -95,8 +96,8 @@ def aggregate_results(results: list[dict]) -> dict:
             entry = {}
             for key in ("mse_s", "s_hat_mean", "acc_shared", "acc_independent",
                         "train_seconds"):
-                mean, std = _mean_std([r.get(key) for r in runs])
-                entry[key] = [mean, std, len(runs)]
+                mean, std, count = _mean_std([r.get(key) for r in runs])
+                entry[key] = [mean, std, count, len(runs)]
             summary[method][s] = entry
     return summary
 
@@ -105,7 +106,10 @@ def _fmt(mean_std, digits: int = 2) -> str:
     mean, std = mean_std[0], mean_std[1]
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "n/a"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    text = f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if len(mean_std) > 3 and mean_std[2] < mean_std[3]:
+        text += f" ({mean_std[2]} of {mean_std[3]} seeds)"
+    return text
 
 
 def summary_markdown(summary: dict, methods: list[str], s_values: list[int],
@@ -121,7 +125,7 @@ def summary_markdown(summary: dict, methods: list[str], s_values: list[int],
             if entry is None:
                 continue
             rows.append([METHOD_NAMES.get(method, method), s, _fmt(entry["s_hat_mean"]),
-                         _fmt(entry["mse_s"]), entry["mse_s"][2]])
+                         _fmt(entry["mse_s"]), entry["mse_s"][3]])
     lines.append(markdown_table(["method", "s", "s_hat", "MSE(s, s_hat)", "seeds"], rows))
     lines += ["", "## Linear probes on the latent code (paper's Table 1)", "",
               "Adjusted balanced accuracy (chance = 0) of logistic regression on the shared (S) "
