@@ -278,12 +278,13 @@ def plot_weights(path: Path, results: list[dict], priors: list[str],
             run = runs[0]
             classes = np.arange(len(run["class_proportions"]))
             hatch = ["//" if c in run["subsampled_classes"] else "" for c in classes]
-            ax.bar(classes - 0.2, run["class_proportions"], 0.4, label="true proportion",
-                   color="tab:gray", hatch=None)
+            true_bars = ax.bar(classes - 0.2, run["class_proportions"], 0.4,
+                               label="true proportion", color="tab:gray")
             bars = ax.bar(classes + 0.2, run["matched_weights"], 0.4, label="learned weight",
                           color="tab:blue")
-            for bar, h in zip(bars, hatch, strict=True):
-                bar.set_hatch(h)
+            for pair in zip(true_bars, bars, hatch, strict=True):
+                pair[0].set_hatch(pair[2])
+                pair[1].set_hatch(pair[2])
             rhos = [r["spearman"] for r in runs]
             rho = _mean_std([np.nan if v is None else v for v in rhos])
             ax.set_title(f"{prior}, {version} (seed {run['seed']})\n"
