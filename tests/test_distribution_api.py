@@ -103,3 +103,23 @@ def test_property_pmf_sums_to_one_and_samples_in_support(population, log_weights
     assert abs(total.item()) < 1e-9
     assert bool(d.support.check(d.sample((20,))).all())
     assert bool(d.support.check(d.rsample((20,))).all())
+
+
+@pytest.mark.parametrize("first_use", ["sample", "mean", "rsample_no_grad"])
+def test_gradients_are_right_after_tables_were_first_built_without_them(first_use):
+    """Regression: sample() fills the tables under no_grad; a later log_prob on the same object
+    must still differentiate the log-normaliser (d log p / d theta = x - E[x])."""
+    theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    d = MFNCH(torch.tensor([5, 7, 4]), 8, logits=theta)
+    with torch.no_grad():
+        if first_use == "sample":
+            d.sample((4,))
+        elif first_use == "mean":
+            d.mean  # noqa: B018
+        else:
+            d.rsample((4,))
+    x = torch.tensor([[2, 3, 3], [1, 7, 0]], dtype=torch.float64)
+    (grad,) = torch.autograd.grad(d.log_prob(x).sum(), theta)
+    mean = MFNCH(torch.tensor([5, 7, 4]), 8, logits=theta.detach()).mean
+    torch.testing.assert_close(grad, x.sum(0) - 2 * mean)
+    assert d.log_normalizer().requires_grad

@@ -167,7 +167,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         and recomputed when gradients are wanted but the cache was built without them)."""
         want_grad = torch.is_grad_enabled() and self.logits.requires_grad
         cached = self._tables
-        if cached is None or (want_grad and not cached.theta.requires_grad):
+        if cached is None or (want_grad and not cached.connected):
             flat = self.batch_shape.numel()
             c = self.num_classes
             self._tables = UrnTables(
@@ -320,18 +320,25 @@ class MultivariateFisherNCHypergeometric(Distribution):
 
     def rsample(self, sample_shape: Sequence[int] = torch.Size(),
                 temperature: float | torch.Tensor | None = None, hard: bool | None = None,
-                permute: bool = False) -> torch.Tensor:
+                permute: bool = True) -> torch.Tensor:
         """Relaxed counts ``[*sample_shape, *batch, c]`` by Gumbel-softmax over the
         conditionals, differentiable in ``logits``; they always sum to ``draws``.
 
         With ``hard=True`` the forward values are integer draws (exact MFNCH draws for
-        ``method="exact"``) and gradients are straight-through."""
+        ``method="exact"``) and gradients are straight-through.
+
+        ``permute=True`` (the default, as in the published code) visits the classes in a new
+        random order at each call. The law of the draws is the same either way; the gradient
+        estimator is not: the balls left for later classes follow the hard counts, so a fixed
+        order cuts the gradient path between classes. Against the exact gradient of ``E[f(X)]``
+        on a small urn, fixed order was biased by 60-80% at every temperature, random order by
+        5-10% at ``temperature <= 0.25`` (``diffhypergeom gradients``)."""
         return self.rsample_detailed(sample_shape, temperature, hard, permute,
                                      _with_vectors=False).counts
 
     def rsample_detailed(self, sample_shape: Sequence[int] = torch.Size(),
                          temperature: float | torch.Tensor | None = None,
-                         hard: bool | None = None, permute: bool = False,
+                         hard: bool | None = None, permute: bool = True,
                          _with_vectors: bool = True) -> RelaxedDraw:
         """Like ``rsample``, also returning the per-class relaxed one-hot vectors and the
         log-probability of the draw (see ``RelaxedDraw``)."""

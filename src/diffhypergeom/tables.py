@@ -64,6 +64,9 @@ class UrnTables:
         self.population = population
         self.draws = draws
         self.theta = theta
+        # theta is part of an autograd graph only if built while recording (a view taken
+        # under no_grad reports requires_grad but is cut off from the logits)
+        self.connected = theta.requires_grad and torch.is_grad_enabled()
         self.batch, self.num_classes = population.shape
         self.n_max = int(draws.max()) if draws.numel() else 0
         self.degrees = torch.arange(self.n_max + 1, device=theta.device, dtype=torch.float64)
@@ -71,13 +74,19 @@ class UrnTables:
         self._suffix: torch.Tensor | None = None
         self._marginals: list[torch.Tensor] | None = None
 
+    def _stale(self, cached: torch.Tensor | None) -> bool:
+        """A cached table must be (re)built if missing, or if gradients are being recorded
+        now but it was built without them (e.g. first used under ``torch.no_grad``)."""
+        recording = self.connected and torch.is_grad_enabled()
+        return cached is None or (recording and not cached.requires_grad)
+
     def width(self, i: int) -> int:
         """``K_i``: number of values class ``i`` can take in any urn of the batch."""
         return min(int(self.population[:, i].max()) if self.batch else 0, self.n_max) + 1
 
     def kernel(self, i: int) -> torch.Tensor:
         """``[B, K_i]``: ``log C(m_i, k) + k * theta_i``."""
-        if self._kernels[i] is None:
+        if self._stale(self._kernels[i]):
             k = self.degrees[: self.width(i)]
             m = self.population[:, i : i + 1].to(torch.float64)
             theta = self.theta[:, i : i + 1]
@@ -87,7 +96,8 @@ class UrnTables:
     @property
     def suffix(self) -> torch.Tensor:
         """``[B, c + 1, n_max + 1]``: ``s_i[r]``, log-coefficients of ``prod_{j >= i} G_j``."""
-        if self._suffix is None:
+        if self._stale(self._suffix) or any(
+                self._stale(self._kernels[i]) for i in range(self.num_classes)):
             current = self._unit()
             tables = [current]
             for i in reversed(range(self.num_classes)):
@@ -141,7 +151,7 @@ class UrnTables:
         """Per class ``[B, K_i]``: exact ``log p(x_i = k)``, from prefix products ``p_{i-1}``
         and suffix products ``s_{i+1}``: ``p(x_i=k) ∝ C(m_i,k) w_i^k [t^(n-k)] p_{i-1} s_{i+1}``.
         """
-        if self._marginals is None:
+        if self._marginals is None or self._stale(self._marginals[0]):
             self._marginals = self._compute_log_marginals()
         return self._marginals
 

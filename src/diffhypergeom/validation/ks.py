@@ -99,7 +99,9 @@ def library_draws(setting: dict[str, Any], sampler: str, num: int) -> np.ndarray
         torch.tensor(setting["population"]), setting["draws"],
         weights=torch.tensor(setting["weights"], dtype=torch.float64), method=method)
     with torch.no_grad():
-        draws = dist.rsample((num,), hard=True) if kind == "rsample" else dist.sample((num,))
+        # the fixed class order 1, 2, 3 of the paper's Algorithm 1 and of the merged reference
+        draws = (dist.rsample((num,), hard=True, permute=False) if kind == "rsample"
+                 else dist.sample((num,)))
     return draws.round().to(torch.int64).numpy()
 
 
