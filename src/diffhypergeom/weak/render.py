@@ -6,7 +6,7 @@ Seven factors with mpi3d's cardinalities, in mpi3d's order:
     background colour (3), horizontal axis (40), vertical axis (40)
 
 Scene (coordinates in units of the image side, origin top left): a background of one of three
-colours with a darker floor below a horizon; a grey robot arm from a base on the floor to its
+colours with a darker floor below a horizon; a dark robot arm from a base on the floor to its
 tip; the object (circle, square, triangle, diamond, cross or ring; two sizes; six colours) held
 at the tip. The horizontal / vertical axis factors move the tip on a 40 x 40 grid; the camera
 height shifts the whole scene vertically (horizon, base and tip). Edges are anti-aliased
@@ -31,8 +31,8 @@ OBJECT_COLORS = np.array([[0.95, 0.95, 0.95], [0.15, 0.70, 0.20], [0.85, 0.12, 0
                          dtype=np.float32)
 BACKGROUND_COLORS = np.array([[0.55, 0.45, 0.70], [0.30, 0.60, 0.55], [0.85, 0.60, 0.50]],
                              dtype=np.float32)
-ARM_COLOR = np.array([0.45, 0.45, 0.45], dtype=np.float32)
-OBJECT_RADII = np.array([0.075, 0.12], dtype=np.float32)
+ARM_COLOR = np.array([0.08, 0.08, 0.08], dtype=np.float32)  # dark: high contrast
+OBJECT_RADII = np.array([0.09, 0.14], dtype=np.float32)
 CAMERA_OFFSETS = np.array([-0.07, 0.0, 0.07], dtype=np.float32)
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
 
