@@ -25,6 +25,10 @@ Priors:
   Gumbel-softmax sample of ``q(c|x)`` keep gradients to both the encoder and ``w`` (the core's
   ``log_prob`` uses the Gamma-function extension of ``C(m, x)``). Its per-sample weight is the
   probability that the first ball drawn has colour ``k``: ``w_k B / sum_j w_j B = softmax(w)``.
+
+  With ``B`` balls per colour and ``B`` drawn, the MFNCH is close to the multinomial
+  ``Mult(B, softmax(w))`` (finite-population factor ``(K-1)B / (KB-1)``, about 0.9 for K = 10,
+  on the variances), so this prior is close to ``CategoricalPrior`` evaluated at one sample.
 """
 
 from __future__ import annotations
