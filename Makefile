@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/diffhypergeom demo
+	$(BIN)/diffhypergeom validate
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
