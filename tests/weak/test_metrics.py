@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from diffhypergeom.weak.metrics import factor_scores, mse_num_shared, part_score, shared_dims
+from diffhypergeom.weak.metrics import (
+    factor_scores,
+    kl_to_prior_per_dim,
+    mse_num_shared,
+    part_score,
+    shared_dims,
+)
 
 
 def test_mse_by_hand():
@@ -51,3 +57,11 @@ def test_adjusted_balanced_accuracy_by_hand():
     y = np.array([0, 0, 0, 0, 1, 1])
     pred = np.array([0, 0, 0, 1, 1, 0])
     assert balanced_accuracy_score(y, pred, adjusted=True) == pytest.approx(0.25)
+
+
+def test_kl_to_prior_by_hand():
+    # dim 0: N(1, 1) and N(-1, 1) -> KL 0.5 each; dim 1: the prior itself -> 0;
+    # dim 2: N(0, e^2) -> 0.5 (e^2 - 2 - 1)
+    mu = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+    logvar = np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 2.0]])
+    assert np.allclose(kl_to_prior_per_dim(mu, logvar), [0.5, 0.0, 0.5 * (np.e ** 2 - 3)])

@@ -67,9 +67,21 @@ def part_score(scores: np.ndarray) -> float:
     return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan")
 
 
+def kl_to_prior_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """Mean ``KL(q(z_j | x) || N(0, 1))`` per dim over the images (``mu, logvar [N, d]`` ->
+    ``[d]``). Dims with (near) zero KL are collapsed: they carry no information about the image,
+    so no method can tell shared from independent there."""
+    kl = 0.5 * (mu ** 2 + np.exp(logvar) - logvar - 1.0)
+    return kl.mean(0)
+
+
 @torch.no_grad()
-def encode_means(encoder: torch.nn.Module, images: torch.Tensor, batch: int = 256
-                 ) -> np.ndarray:
-    """Posterior means ``[N, d]`` of ``images [N, C, S, S]``."""
-    out = [encoder(images[i:i + batch])[0] for i in range(0, images.shape[0], batch)]
-    return torch.cat(out).cpu().numpy()
+def encode_posteriors(encoder: torch.nn.Module, images: torch.Tensor, batch: int = 256
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances ``[N, d]`` of ``images [N, C, S, S]``."""
+    mus, logvars = [], []
+    for i in range(0, images.shape[0], batch):
+        mu, logvar = encoder(images[i:i + batch])
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus).cpu().numpy(), torch.cat(logvars).cpu().numpy()

@@ -20,6 +20,7 @@ from diffhypergeom.weak.config import RunConfig
 from diffhypergeom.weak.sources import FactorImageSource
 
 TRAIN_STREAM, VAL_STREAM, TEST_STREAM, PROBE_STREAM = 0, 1, 2, 3
+ACTIVE_KL = 0.1  # nats: a latent dim with a lower mean KL to the prior counts as collapsed
 
 
 def make_source(config: RunConfig) -> FactorImageSource:
@@ -110,8 +111,9 @@ def evaluate(model, source: FactorImageSource, config: RunConfig) -> dict:
     """``s_hat`` on held-out pairs and the linear probes on shared / independent dims."""
     from diffhypergeom.weak.methods import symmetric_kl
     from diffhypergeom.weak.metrics import (
-        encode_means,
+        encode_posteriors,
         factor_scores,
+        kl_to_prior_per_dim,
         mse_num_shared,
         part_score,
         shared_dims,
@@ -142,9 +144,10 @@ def evaluate(model, source: FactorImageSource, config: RunConfig) -> dict:
 
     def embed(factors):
         chunks = [source.images(factors[i:i + 256]) for i in range(0, len(factors), 256)]
-        return encode_means(model.encoder, torch.cat(chunks))
+        return encode_posteriors(model.encoder, torch.cat(chunks))
 
-    z_train, z_test = embed(f_train), embed(f_test)
+    (z_train, _), (z_test, logvar_test) = embed(f_train), embed(f_test)
+    kl_per_dim = kl_to_prior_per_dim(z_test, logvar_test)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scores_shared = factor_scores(z_train, f_train, z_test, f_test, shared)
@@ -157,6 +160,8 @@ def evaluate(model, source: FactorImageSource, config: RunConfig) -> dict:
         "s_hat_hist": np.bincount(s_hat_arr.round().astype(int),
                                   minlength=masks_arr.shape[1] + 1).tolist(),
         "shared_dims": shared.tolist(),
+        "kl_to_prior_per_dim": kl_per_dim.tolist(),
+        "active_dims": int((kl_per_dim > ACTIVE_KL).sum()),
         "acc_shared": part_score(scores_shared), "acc_independent": part_score(scores_indep),
         "acc_shared_per_factor": scores_shared.tolist(),
         "acc_independent_per_factor": scores_indep.tolist(),
