@@ -193,6 +193,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
 
         Differentiable in ``logits`` and in ``value``: non-integer values inside the ranges
         (relaxed counts with ``hard=False``) get the Gamma-function extension of ``C(m, x)``.
+        They are outside the (integer) support, so scoring them needs ``validate_args=False``
+        (torch validates by default); straight-through counts (``hard=True``) are integers.
         """
         value = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
         if value.dim() == 0 or value.shape[-1] != self.num_classes:
