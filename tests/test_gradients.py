@@ -91,3 +91,36 @@ def test_rsample_detailed_consistent():
     torch.testing.assert_close(draw.log_prob, d.log_prob(draw.counts.detach()))
     (draw.log_prob.sum() + draw.one_hot[..., 2].sum()).backward()
     assert torch.isfinite(logits.grad).all() and (logits.grad != 0).all()
+
+
+@pytest.mark.parametrize("population,draws", [([6, 4], 5), ([6, 4, 8], 9)])
+def test_every_class_vector_carries_gradient_whatever_the_order(population, draws):
+    """The last class visited is determined by the others; its one-hot vector still gets a
+    straight-through gradient, so a caller reading any one class's vector gets gradients under
+    every class order."""
+    for trial in range(6):
+        torch.manual_seed(trial)
+        logits = torch.zeros(len(population), dtype=torch.float64, requires_grad=True)
+        d = MFNCH(torch.tensor(population), draws, logits=logits)
+        draw = d.rsample_detailed((64,), temperature=0.5)
+        torch.testing.assert_close(draw.one_hot.argmax(-1).double(), draw.counts)
+        torch.testing.assert_close(draw.one_hot.sum(-1), torch.ones(64, len(population),
+                                                                      dtype=torch.float64))
+        for i in range(len(population)):
+            weights = torch.arange(draw.one_hot.shape[-1], dtype=torch.float64) ** 2
+            (grad,) = torch.autograd.grad((draw.one_hot[..., i, :] * weights).sum(), logits,
+                                          retain_graph=True)
+            assert torch.isfinite(grad).all() and grad.abs().sum() > 0, (trial, i)
+
+
+def test_last_class_vector_mirrors_the_first_for_two_classes():
+    """c = 2: x_2 = n - x_1, so y_2[k] is y_1[n - k], in value and in gradient."""
+    torch.manual_seed(0)
+    logits = torch.tensor([0.3, -0.2], dtype=torch.float64, requires_grad=True)
+    d = MFNCH(torch.tensor([6, 6]), 6, logits=logits)
+    draw = d.rsample_detailed((32,), temperature=0.7, permute=False)
+    probe = torch.randn(7, dtype=torch.float64)
+    (g_last,) = torch.autograd.grad((draw.one_hot[..., 1, :] * probe).sum(), logits,
+                                    retain_graph=True)
+    (g_first,) = torch.autograd.grad((draw.one_hot[..., 0, :] * probe.flip(0)).sum(), logits)
+    torch.testing.assert_close(g_last, g_first)

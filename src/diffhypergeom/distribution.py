@@ -136,16 +136,20 @@ class MultivariateFisherNCHypergeometric(Distribution):
 
     # ------------------------------------------------------------------ torch plumbing
     def expand(self, batch_shape: Sequence[int], _instance=None):
-        new = self._get_checked_instance(MultivariateFisherNCHypergeometric, _instance)
         batch_shape = torch.Size(batch_shape)
         event = batch_shape + self.event_shape
-        new.population = self.population.expand(event)
-        new.draws = self.draws.expand(batch_shape)
-        new.logits = self.logits.expand(event)
+        return self._copy_with(self.population.expand(event), self.draws.expand(batch_shape),
+                               self.logits.expand(event), _instance)
+
+    def _copy_with(self, population: torch.Tensor, draws: torch.Tensor, logits: torch.Tensor,
+                   _instance=None) -> MultivariateFisherNCHypergeometric:
+        """A distribution with these (already checked) parameters and this one's settings."""
+        new = self._get_checked_instance(MultivariateFisherNCHypergeometric, _instance)
+        new.population, new.draws, new.logits = population, draws, logits
         new.temperature, new.hard, new.method = self.temperature, self.hard, self.method
         new._tables = None
         super(MultivariateFisherNCHypergeometric, new).__init__(
-            batch_shape, self.event_shape, validate_args=False)
+            draws.shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
 
@@ -300,10 +304,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
         if not permute:
             return self, None
         order = torch.randperm(self.num_classes, device=self.logits.device)
-        permuted = MultivariateFisherNCHypergeometric(
-            self.population[..., order], self.draws, logits=self.logits[..., order],
-            temperature=self.temperature, hard=self.hard, method=self.method,
-            validate_args=False) if self.num_classes > 1 else self
+        permuted = self._copy_with(self.population[..., order], self.draws,
+                                   self.logits[..., order])
         return permuted, torch.argsort(order)
 
     def sample(self, sample_shape: Sequence[int] = torch.Size(), permute: bool = False

@@ -34,8 +34,10 @@ class RelaxedDraw(NamedTuple):
         counts: ``[*sample, *batch, c]`` relaxed counts (integers in the forward pass when
             ``hard=True``), summing to ``draws``.
         one_hot: ``[*sample, *batch, c, max_m + 1]`` per-class relaxed one-hot vectors over the
-            count ``0..max_m`` (zero-padded past each class's range). The last class is the
-            one-hot of its determined count and carries no gradient of its own; its count does.
+            count ``0..max_m`` (zero-padded past each class's range). The last class visited,
+            determined as ``x_c = n - sum_{i<c} x_i``, is the exact one-hot of its count with a
+            straight-through gradient from the others: ``y_c[k]`` moves with
+            ``y_i[x_i + x_c - k]`` for every earlier class ``i``.
         log_prob: ``[*sample, *batch]`` log-probability of the hard draw under the sampling
             process (for ``method="exact"`` this is the exact MFNCH ``log_prob``).
     """
@@ -114,7 +116,7 @@ def rsample_sequential(
     rows_per_urn = int(draws.max()) + 1 if batch else 1
     detailed = one_hot_width is not None
     remaining = draws.unsqueeze(0).expand(num_samples, batch).clone()
-    counts, vectors = [], []
+    counts, vectors, hard_counts, deltas = [], [], [], []
     log_prob = torch.zeros(num_samples, batch, dtype=dtype, device=draws.device)
     for i in range(num_classes - 1):
         rows, position = _visited_rows(remaining, rows_per_urn)
@@ -129,9 +131,11 @@ def rsample_sequential(
         count = k_hard.to(dtype) + (soft_count - soft_count.detach()) if hard else soft_count
         counts.append(count)
         if detailed:
+            delta = soft - soft.detach()
+            hard_counts.append(k_hard)
+            deltas.append(delta)
             if hard:
-                hard_vector = F.one_hot(k_hard, width).to(dtype)
-                soft = hard_vector + (soft - soft.detach())
+                soft = F.one_hot(k_hard, width).to(dtype) + delta
             vectors.append(F.pad(soft, (0, one_hot_width - width)))
             log_prob = log_prob + alpha.gather(-1, k_hard.unsqueeze(-1)).squeeze(-1)
         remaining = remaining - k_hard
@@ -140,5 +144,21 @@ def rsample_sequential(
     out = torch.stack(counts, dim=-1)
     if not detailed:
         return out, None, None
-    vectors.append(F.one_hot(remaining, one_hot_width).to(dtype))
+    vectors.append(_last_class_vector(remaining, hard_counts, deltas, one_hot_width, dtype))
     return out, torch.stack(vectors, dim=-2), log_prob
+
+
+def _last_class_vector(last: torch.Tensor, hard_counts: list[torch.Tensor],
+                       deltas: list[torch.Tensor], width: int, dtype: torch.dtype
+                       ) -> torch.Tensor:
+    """``[S, B, width]``: the one-hot of the last class's count ``x_c`` (forward) with the
+    straight-through gradient of ``x_c = n - sum_i x_i``: entry ``k`` receives the zero-valued,
+    gradient-carrying part ``delta_i`` of every earlier class at ``x_i + x_c - k``."""
+    vector = F.one_hot(last, width).to(dtype)
+    k = torch.arange(width, device=last.device)
+    for k_hard, delta in zip(hard_counts, deltas, strict=True):
+        index = (k_hard + last).unsqueeze(-1) - k
+        inside = (index >= 0) & (index < delta.shape[-1])
+        moved = delta.gather(-1, index.clamp(0, delta.shape[-1] - 1))
+        vector = vector + torch.where(inside, moved, torch.zeros_like(moved))
+    return vector
