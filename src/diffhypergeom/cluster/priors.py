@@ -77,10 +77,8 @@ class ClusterPrior(nn.Module):
         return (gamma * self.log_weights()).sum()
 
 
-class CategoricalPrior(ClusterPrior):
-    """i.i.d. categorical assignments with learnable ``pi = softmax(logits)``."""
-
-    name = "categorical"
+class _LearnableWeights(ClusterPrior):
+    """A prior with learnable cluster weights ``pi = softmax(logits)``, ``[K]``."""
 
     def __init__(self, num_clusters: int, logits: torch.Tensor | None = None):
         super().__init__(num_clusters)
@@ -89,6 +87,12 @@ class CategoricalPrior(ClusterPrior):
 
     def log_weights(self) -> torch.Tensor:
         return torch.log_softmax(self.logits, -1)
+
+
+class CategoricalPrior(_LearnableWeights):
+    """i.i.d. categorical assignments with learnable ``pi = softmax(logits)``."""
+
+    name = "categorical"
 
     def log_prob(self, c: torch.Tensor) -> torch.Tensor:
         _check_assignments(c, self.num_clusters)
@@ -113,18 +117,10 @@ class UniformPrior(ClusterPrior):
         return c.sum() * -math.log(self.num_clusters)
 
 
-class HypergeometricPrior(ClusterPrior):
+class HypergeometricPrior(_LearnableWeights):
     """Exchangeable prior whose cluster sizes follow the MFNCH with learnable weights."""
 
     name = "hypergeometric"
-
-    def __init__(self, num_clusters: int, logits: torch.Tensor | None = None):
-        super().__init__(num_clusters)
-        init = torch.zeros(num_clusters) if logits is None else logits.detach().clone().float()
-        self.logits = nn.Parameter(init)
-
-    def log_weights(self) -> torch.Tensor:
-        return torch.log_softmax(self.logits, -1)
 
     def size_distribution(self, batch_size: int) -> MultivariateFisherNCHypergeometric:
         """MFNCH of the cluster sizes of a batch: ``K`` colours of ``B`` balls, ``B`` drawn."""
