@@ -123,3 +123,15 @@ def test_gradients_are_right_after_tables_were_first_built_without_them(first_us
     mean = MFNCH(torch.tensor([5, 7, 4]), 8, logits=theta.detach()).mean
     torch.testing.assert_close(grad, x.sum(0) - 2 * mean)
     assert d.log_normalizer().requires_grad
+
+
+@pytest.mark.parametrize("rows_per_urn,samples", [(181, 500), (50_000, 10)])
+def test_visited_rows_dense_and_sparse_paths_agree_with_unique(rows_per_urn, samples):
+    from diffhypergeom.sampling import _visited_rows
+
+    remaining = torch.randint(0, rows_per_urn, (samples, 3), generator=torch.Generator()
+                              .manual_seed(0))
+    rows, position = _visited_rows(remaining, rows_per_urn)
+    expected_rows, expected_position = torch.unique(
+        torch.arange(3) * rows_per_urn + remaining, return_inverse=True)
+    assert torch.equal(rows, expected_rows) and torch.equal(position, expected_position)

@@ -24,7 +24,15 @@ def _visited_rows(remaining: torch.Tensor, rows_per_urn: int
     """Distinct flat rows ``b * rows_per_urn + r`` of ``remaining [S, B]`` and, per sample, the
     position of its row among them."""
     urn = torch.arange(remaining.shape[1], device=remaining.device) * rows_per_urn
-    return torch.unique(urn + remaining, return_inverse=True)
+    flat = urn + remaining
+    num_rows = remaining.shape[1] * rows_per_urn
+    if num_rows > 4 * flat.numel() + 4096:  # sparse: sorting the samples' rows is cheaper
+        return torch.unique(flat, return_inverse=True)
+    # dense: a presence mask over all rows, O(samples + rows) (torch.unique sorts)
+    present = torch.zeros(num_rows, dtype=torch.bool, device=flat.device)
+    present[flat.reshape(-1)] = True
+    rank = present.cumsum(0) - 1
+    return present.nonzero().squeeze(-1), rank[flat]
 
 
 class RelaxedDraw(NamedTuple):
