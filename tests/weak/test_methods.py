@@ -9,7 +9,7 @@ from diffhypergeom.weak.methods import (
     gaussian_kl,
     symmetric_kl,
 )
-from diffhypergeom.weak.module import WeakVAE, annealed_temperature
+from diffhypergeom.weak.module import WeakVAE
 
 
 def test_gaussian_kl_against_torch():
@@ -95,10 +95,3 @@ def test_forward_backward_tiny_batch(method, aggregation):
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     if method == "hg":
         assert model.selector.omega.weight.grad.abs().sum() > 0
-
-
-def test_annealing_schedule():
-    assert annealed_temperature(0, 10.0, 0.01, 100) == pytest.approx(10.0)
-    assert annealed_temperature(50, 10.0, 0.01, 100) == pytest.approx((10.0 * 0.01) ** 0.5)
-    assert annealed_temperature(100, 10.0, 0.01, 100) == pytest.approx(0.01)
-    assert annealed_temperature(500, 10.0, 0.01, 100) == pytest.approx(0.01)

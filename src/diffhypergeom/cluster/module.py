@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from diffhypergeom.annealing import exponential_temperature
 from diffhypergeom.cluster.networks import Decoder, Encoder
 from diffhypergeom.cluster.priors import make_prior
 
@@ -80,8 +81,7 @@ class VaDE(L.LightningModule):
     def temperature(self, step: int | None = None) -> float:
         hp = self.hparams
         step = self.global_step if step is None else step
-        rate = (math.log(hp.tau_init) - math.log(hp.tau_final)) / hp.anneal_steps
-        return max(hp.tau_init * math.exp(-rate * step), hp.tau_final)
+        return exponential_temperature(step, hp.tau_init, hp.tau_final, hp.anneal_steps)
 
     def log_pz_given_c(self, z: torch.Tensor) -> torch.Tensor:
         """``log N(z_i; mu_k, sigma_k^2)`` [B, K] for ``z`` [B, D]."""

@@ -13,21 +13,13 @@ Temperatures (MFNCH Gumbel-softmax and NeuralSort share one) follow the paper's 
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 import torch.nn.functional as F
 
+from diffhypergeom.annealing import exponential_temperature
 from diffhypergeom.weak.methods import aggregate, make_selector, symmetric_kl
 from diffhypergeom.weak.networks import ConvDecoder, ConvEncoder
-
-
-def annealed_temperature(step: int, tau_init: float, tau_final: float, n_anneal: int) -> float:
-    """``tau_init * exp(-r * min(step, n_anneal))`` with ``r = log(tau_init / tau_final) /
-    n_anneal``."""
-    rate = (math.log(tau_init) - math.log(tau_final)) / max(n_anneal, 1)
-    return tau_init * math.exp(-rate * min(step, n_anneal))
 
 
 class WeakVAE(L.LightningModule):
@@ -45,8 +37,8 @@ class WeakVAE(L.LightningModule):
 
     def temperature(self) -> float:
         hp = self.hparams
-        return annealed_temperature(int(self.global_step), hp.tau_init, hp.tau_final,
-                                    hp.anneal_steps)
+        return exponential_temperature(int(self.global_step), hp.tau_init, hp.tau_final,
+                                       hp.anneal_steps)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(x)
