@@ -4,6 +4,7 @@ validate). Standard library only at module level, so that ``diffhypergeom --help
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -37,3 +38,16 @@ def report(results: dict, out_dir: Path) -> int:
 def fail(err: Exception) -> SystemExit:
     """A clean command-line error for bad settings."""
     return SystemExit(f"error: {err}")
+
+
+def run_study(args: argparse.Namespace, command: str, config,
+              runner: Callable[..., dict]) -> int:
+    """Check ``config`` (bad settings exit with a clean error), run
+    ``runner(config, out_dir, progress=...)`` in the command's run directory, print the
+    summary."""
+    try:
+        config.validate()
+    except ValueError as err:
+        raise fail(err) from err
+    out_dir = run_dir(args, command)
+    return report(runner(config, out_dir, progress=not args.no_progress), out_dir)

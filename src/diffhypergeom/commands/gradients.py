@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from diffhypergeom.commands._study_options import add_common, fail, report, run_dir
+from diffhypergeom.commands._study_options import add_common, run_study
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +27,4 @@ def run(args: argparse.Namespace) -> int:
         config.num_samples = args.samples
     if args.temperatures is not None:
         config.temperatures = args.temperatures
-    try:
-        config.validate()
-    except ValueError as err:
-        raise fail(err) from err
-    out_dir = run_dir(args, "gradients")
-    return report(run_gradients(config, out_dir, progress=not args.no_progress), out_dir)
+    return run_study(args, "gradients", config, run_gradients)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from diffhypergeom.commands._study_options import add_common, fail, report, run_dir
+from diffhypergeom.commands._study_options import add_common, run_study
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +27,4 @@ def run(args: argparse.Namespace) -> int:
     if args.samples is not None:
         config.num_samples = args.samples
     config.alpha = args.alpha
-    try:
-        config.validate()
-    except ValueError as err:
-        raise fail(err) from err
-    out_dir = run_dir(args, "ks")
-    return report(run_ks(config, out_dir, progress=not args.no_progress), out_dir)
+    return run_study(args, "ks", config, run_ks)

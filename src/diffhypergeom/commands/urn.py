@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from diffhypergeom.commands._study_options import add_common, fail, report, run_dir
+from diffhypergeom.commands._study_options import add_common, run_study
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,9 +28,4 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         config.epochs = args.epochs
     config.temperature, config.learning_rate = args.temperature, args.lr
-    try:
-        config.validate()
-    except ValueError as err:
-        raise fail(err) from err
-    out_dir = run_dir(args, "urn")
-    return report(run_urn(config, out_dir, progress=not args.no_progress), out_dir)
+    return run_study(args, "urn", config, run_urn)
