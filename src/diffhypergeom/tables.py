@@ -96,8 +96,7 @@ class UrnTables:
     @property
     def suffix(self) -> torch.Tensor:
         """``[B, c + 1, n_max + 1]``: ``s_i[r]``, log-coefficients of ``prod_{j >= i} G_j``."""
-        if self._stale(self._suffix) or any(
-                self._stale(self._kernels[i]) for i in range(self.num_classes)):
+        if self._stale(self._suffix):  # rebuilds stale kernels too, through self.kernel(i)
             current = self._unit()
             tables = [current]
             for i in reversed(range(self.num_classes)):
