@@ -6,7 +6,9 @@ An urn holds ``m_i`` balls of class ``i`` (``i = 1..c``) with weights ``w_i = ex
 
     p(x; w) = prod_i C(m_i, x_i) w_i^x_i / P0,   0 <= x_i <= m_i,  sum_i x_i = n,
 
-with ``P0 = [t^n] prod_i (1 + w_i t)^m_i`` computed exactly in log space (see ``tables``).
+with ``P0 = [t^n] prod_i (1 + w_i t)^m_i``, computed by one of two engines
+(``diffhypergeom.engines``): exact log-space tables for small urns, exponentially tilted
+binomials and their characteristic function (FFT) for large ones.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from diffhypergeom.checks import (
     check_positive,
     check_weights,
 )
-from diffhypergeom.logspace import NEG_INF, log_binomial, times_logit
+from diffhypergeom.engines import ENGINES, Urn, build
 from diffhypergeom.sampling import RelaxedDraw, rsample_sequential, sample_sequential
-from diffhypergeom.tables import UrnTables
+from diffhypergeom.special import NEG_INF
 
 METHODS = ("exact", "merge")
+# Largest dense marginal (counts x urns) that ``marginal`` builds.
+MAX_DENSE = 1 << 26
 
 
 class _UrnSupport(constraints.Constraint):
@@ -63,12 +67,16 @@ class MultivariateFisherNCHypergeometric(Distribution):
         method: ``"exact"`` samples from the exact sequential conditionals; ``"merge"`` runs the
             paper's Algorithm 1, which merges the later classes into one and is exact only for
             equal weights. ``log_prob``, moments, marginals and KL are always exact.
+        engine: ``"auto"`` (default) takes the cheaper of the two engines for this urn (see
+            ``diffhypergeom.engines``); ``"logspace"``: exact tables, ``O(n * N)`` time and
+            memory; ``"fft"``: tilted binomials, ``O(c * sigma)``, accurate to ~1e-14. Every
+            member works with both.
         validate_args: as in ``torch.distributions``; when on, ``log_prob`` raises for values
             outside the support (otherwise they get ``-inf``).
 
     Shapes: ``batch_shape`` broadcasts ``population.shape[:-1]``, ``draws.shape`` and
-    ``logits.shape[:-1]``; ``event_shape == (c,)``. Tables are computed in float64; results have
-    the floating dtype of ``logits``/``weights``.
+    ``logits.shape[:-1]``; ``event_shape == (c,)``. Engines compute in float64; results have the
+    floating dtype of ``logits``/``weights``.
     """
 
     arg_constraints = {"logits": constraints.real_vector}
@@ -83,6 +91,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         temperature: float = 1.0,
         hard: bool = True,
         method: str = "exact",
+        engine: str = "auto",
         validate_args: bool | None = None,
     ):
         if (logits is None) == (weights is None):
@@ -106,6 +115,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
         draws = as_count_tensor(draws, "draws", logits.device)
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         check_positive(temperature, "temperature")
         num_classes = logits.shape[-1]
         batch_shape = broadcast_batch(population.shape[:-1], draws.shape, logits.shape[:-1],
@@ -117,7 +128,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
         self.temperature = temperature
         self.hard = hard
         self.method = method
-        self._tables: UrnTables | None = None
+        self.engine = engine
+        self._urn_cache: Urn | None = None
         super().__init__(batch_shape, torch.Size((num_classes,)), validate_args=validate_args)
 
     def _check_feasible(self) -> None:
@@ -147,7 +159,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
         new = self._get_checked_instance(MultivariateFisherNCHypergeometric, _instance)
         new.population, new.draws, new.logits = population, draws, logits
         new.temperature, new.hard, new.method = self.temperature, self.hard, self.method
-        new._tables = None
+        new.engine = self.engine
+        new._urn_cache = None
         super(MultivariateFisherNCHypergeometric, new).__init__(
             draws.shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
@@ -166,23 +179,28 @@ class MultivariateFisherNCHypergeometric(Distribution):
     def num_classes(self) -> int:
         return self.event_shape[0]
 
-    def tables(self) -> UrnTables:
-        """The generating-function tables of the flattened batch (computed once, in float64,
-        and recomputed when gradients are wanted but the cache was built without them)."""
+    def _urn(self) -> Urn:
+        """The flattened batch, computed by its engine (built once; rebuilt when gradients are
+        wanted but the cached one was built without them)."""
         want_grad = torch.is_grad_enabled() and self.logits.requires_grad
-        cached = self._tables
+        cached = self._urn_cache
         if cached is None or (want_grad and not cached.connected):
-            flat = self.batch_shape.numel()
-            c = self.num_classes
-            self._tables = UrnTables(
-                self.population.reshape(flat, c),
-                self.draws.reshape(flat),
-                self.logits.to(torch.float64).reshape(flat, c),
-            )
-        return self._tables
+            self._urn_cache = self._build_urn(self.logits.to(torch.float64))
+        return self._urn_cache
 
-    def _conditional_fn(self, tables: UrnTables):
-        return tables.conditional if self.method == "exact" else tables.merged_conditional
+    def _build_urn(self, theta: torch.Tensor) -> Urn:
+        flat, c = self.batch_shape.numel(), self.num_classes
+        return build(self.engine, self.population.reshape(flat, c), self.draws.reshape(flat),
+                     theta.reshape(flat, c), complement=self.method == "exact")
+
+    @property
+    def engine_name(self) -> str:
+        """The engine that computes this distribution (``"auto"`` resolved)."""
+        return self._urn().name
+
+    def _conditional_fn(self, urn: Urn):
+        engine = urn.engine
+        return engine.conditional if self.method == "exact" else engine.merged_conditional
 
     def _unflatten(self, tensor: torch.Tensor, sample_shape: torch.Size, tail=()) -> torch.Tensor:
         return tensor.reshape(sample_shape + self.batch_shape + tuple(tail))
@@ -190,7 +208,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
     # ------------------------------------------------------------------ densities
     def log_normalizer(self) -> torch.Tensor:
         """``[...]``: ``A(theta) = log P0``, the log-partition function (differentiable)."""
-        return self.tables().log_normalizer.reshape(self.batch_shape).to(self.logits.dtype)
+        return self._urn().log_normalizer.reshape(self.batch_shape).to(self.logits.dtype)
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         """Exact normalised log-PMF, ``[*sample, *batch]``; ``-inf`` outside the support.
@@ -205,67 +223,64 @@ class MultivariateFisherNCHypergeometric(Distribution):
             raise ValueError(f"value must have shape [..., {self.num_classes}] (the classes "
                              f"last), got {tuple(value.shape)}")
         try:
-            torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
+            shape = torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
         except RuntimeError as err:
             raise ValueError(f"value of shape {tuple(value.shape)} does not broadcast with "
                              f"batch_shape + event_shape "
                              f"{tuple(self.batch_shape + self.event_shape)}") from err
         if self._validate_args:
             self._validate_sample(value)
-        x = value.to(torch.float64)
-        theta = self.logits.to(torch.float64)
-        in_range = (x >= 0) & (x <= self.population)
+        urn = self._urn()
+        x = value.to(torch.float64).expand(shape)
+        sample_shape = shape[: len(shape) - len(self.batch_shape) - 1]
+        x = x.reshape(-1, self.batch_shape.numel(), self.num_classes)
+        m = urn.effective_population
+        in_range = (x >= 0) & (x <= m)
         x_safe = torch.where(in_range, x, torch.zeros_like(x))
-        terms = log_binomial(self.population, x_safe) + times_logit(x_safe, theta)
-        tolerance = 1e-6 * (1 + self.draws.to(torch.float64))
-        inside = in_range.all(-1) & ((x.sum(-1) - self.draws).abs() <= tolerance)
-        out = terms.sum(-1) - self.tables().log_normalizer.reshape(self.batch_shape)
+        tolerance = 1e-6 * (1 + urn.draws.to(torch.float64))
+        inside = in_range.all(-1) & ((x.sum(-1) - urn.draws).abs() <= tolerance)
+        out = urn.log_prob(x_safe)
         out = torch.where(inside, out, torch.full_like(out, NEG_INF))
-        return out.to(self.logits.dtype)
+        return out.reshape(sample_shape + self.batch_shape).to(self.logits.dtype)
 
     # ------------------------------------------------------------------ marginals, moments
-    def _log_marginals(self) -> list[torch.Tensor]:
-        return self.tables().log_marginals()
-
     def marginal(self, i: int) -> torch.distributions.Categorical:
         """Exact marginal of class ``i``: a ``Categorical`` over the counts ``0..max m_i``
         (with batch shape ``batch_shape``)."""
         if not -self.num_classes <= i < self.num_classes:
             raise ValueError(f"class index i must be in [0, {self.num_classes}), got {i}")
         i = i % self.num_classes
-        log_marginal = self._log_marginals()[i]
         size = int(self.population[..., i].max()) + 1 if self.population.numel() else 1
-        padded = torch.nn.functional.pad(log_marginal, (0, size - log_marginal.shape[-1]),
-                                         value=NEG_INF)
+        if size * self.batch_shape.numel() > MAX_DENSE:
+            raise ValueError(f"marginal({i}) would hold {size:,} counts per urn; use "
+                             f"log_marginal({i}), which keeps only the counts that can occur")
+        window = self._urn().log_marginals()[i]
         return torch.distributions.Categorical(
-            logits=self._unflatten(padded.to(self.logits.dtype), torch.Size(), (size,)),
+            logits=self._unflatten(window.dense(size).to(self.logits.dtype), torch.Size(),
+                                   (size,)),
             validate_args=False)
 
-    def _moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per class, from the exact marginals: mean, variance and ``E[log C(m_i, x_i)]``,
-        each ``[B, c]`` float64."""
-        means, variances, log_binoms = [], [], []
-        tables = self.tables()
-        for i, log_marginal in enumerate(self._log_marginals()):
-            p = log_marginal.exp()
-            k = tables.degrees[: p.shape[-1]]
-            mean = p @ k
-            means.append(mean)
-            variances.append((p * (k - mean.unsqueeze(-1)).square()).sum(-1))
-            log_binom = log_binomial(tables.population[:, i : i + 1].to(torch.float64), k)
-            log_binoms.append(torch.where(p > 0, p * log_binom, 0.0).sum(-1))
-        return torch.stack(means, -1), torch.stack(variances, -1), torch.stack(log_binoms, -1)
+    def log_marginal(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact marginal of class ``i`` where it can be non-negligible: ``(offset [...],
+        log_probs [..., W])``, ``log p(x_i = offset + j) = log_probs[..., j]`` (``W`` is ``m_i
+        + 1`` with the log-space engine, a window of ``O(sigma_i)`` counts with the FFT one)."""
+        if not -self.num_classes <= i < self.num_classes:
+            raise ValueError(f"class index i must be in [0, {self.num_classes}), got {i}")
+        window = self._urn().log_marginals()[i % self.num_classes]
+        width = window.log_prob.shape[-1]
+        return (self._unflatten(window.offset, torch.Size()),
+                self._unflatten(window.log_prob.to(self.logits.dtype), torch.Size(), (width,)))
 
     @property
     def mean(self) -> torch.Tensor:
         """``[..., c]``: exact ``E[x]`` (the gradient of the log-partition function)."""
-        return self._unflatten(self._moments()[0], torch.Size(), (self.num_classes,)
+        return self._unflatten(self._urn().moments()[0], torch.Size(), (self.num_classes,)
                                ).to(self.logits.dtype)
 
     @property
     def variance(self) -> torch.Tensor:
         """``[..., c]``: exact ``Var[x_i]``."""
-        return self._unflatten(self._moments()[1], torch.Size(), (self.num_classes,)
+        return self._unflatten(self._urn().moments()[1], torch.Size(), (self.num_classes,)
                                ).to(self.logits.dtype)
 
     @property
@@ -278,11 +293,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             theta = self.logits.to(torch.float64).reshape(flat, self.num_classes)
             if not differentiable:
                 theta = theta.detach().requires_grad_()
-            tables = UrnTables(self.population.reshape(flat, self.num_classes),
-                               self.draws.reshape(flat), theta)
-            log_marginals = tables.log_marginals()
-            means = torch.stack([lm.exp() @ tables.degrees[: lm.shape[-1]]
-                                 for lm in log_marginals], -1)
+            means = self._build_urn(theta).moments()[0]
             rows = [torch.autograd.grad(means[:, i].sum(), theta, retain_graph=True,
                                         create_graph=differentiable)[0]
                     for i in range(self.num_classes)]
@@ -291,12 +302,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
                                ).to(self.logits.dtype)
 
     def entropy(self) -> torch.Tensor:
-        """``[...]``: ``A - theta . E[x] - sum_i E[log C(m_i, x_i)]``, exact."""
-        mean, _, log_binom = self._moments()
-        theta = self.tables().theta
-        entropy = (self.tables().log_normalizer - times_logit(mean, theta).sum(-1)
-                   - log_binom.sum(-1))
-        return entropy.reshape(self.batch_shape).to(self.logits.dtype)
+        """``[...]``: exact ``-E[log p(x)]``."""
+        return self._urn().entropy().reshape(self.batch_shape).to(self.logits.dtype)
 
     # ------------------------------------------------------------------ sampling
     def _permuted(self, permute: bool) -> tuple[MultivariateFisherNCHypergeometric,
@@ -315,9 +322,10 @@ class MultivariateFisherNCHypergeometric(Distribution):
         ``permute=True`` visits the classes in a random order (one order per call)."""
         sample_shape = torch.Size(sample_shape)
         dist, inverse = self._permuted(permute)
-        tables = dist.tables()
-        counts = sample_sequential(dist._conditional_fn(tables), tables.draws,
+        urn = dist._urn()
+        counts = sample_sequential(dist._conditional_fn(urn), urn.engine.draws,
                                    self.num_classes, sample_shape.numel())
+        counts = urn._to_user(counts)
         if inverse is not None:
             counts = counts[..., inverse]
         return self._unflatten(counts, sample_shape, (self.num_classes,))
@@ -351,11 +359,18 @@ class MultivariateFisherNCHypergeometric(Distribution):
         hard = self.hard if hard is None else hard
         sample_shape = torch.Size(sample_shape)
         dist, inverse = self._permuted(permute)
-        tables = dist.tables()
+        urn = dist._urn()
         width = int(self.population.max()) + 1 if _with_vectors else None
+        if width is not None and width * self.num_classes * self.batch_shape.numel() \
+                * max(sample_shape.numel(), 1) > MAX_DENSE:
+            raise ValueError(f"rsample_detailed's one-hot vectors would hold {width:,} counts "
+                             f"per class and sample; use rsample for urns this large")
         counts, vectors, log_prob = rsample_sequential(
-            dist._conditional_fn(tables), tables.draws, self.num_classes,
+            dist._conditional_fn(urn), urn.engine.draws, self.num_classes,
             sample_shape.numel(), temperature, hard, self.logits.dtype, width)
+        counts = urn._to_user(counts)
+        if vectors is not None:
+            vectors = _flip_vectors(vectors, urn)
         if inverse is not None:
             counts = counts[..., inverse]
             vectors = vectors[..., inverse, :] if vectors is not None else None
@@ -370,3 +385,15 @@ class MultivariateFisherNCHypergeometric(Distribution):
         return (f"MultivariateFisherNCHypergeometric(batch_shape={tuple(self.batch_shape)}, "
                 f"classes={self.num_classes}, method={self.method!r}, "
                 f"temperature={self.temperature}, hard={self.hard})")
+
+
+def _flip_vectors(vectors: torch.Tensor, urn: Urn) -> torch.Tensor:
+    """One-hot vectors ``[S, B, c, W]`` over canonical counts ``y`` to the user's counts
+    ``x = m - y`` in the urns that were complemented."""
+    width = vectors.shape[-1]
+    m = urn.effective_population.unsqueeze(-1)  # [B, c, 1]
+    index = m - torch.arange(width, device=vectors.device)
+    inside = (index >= 0) & (index < width)
+    flipped = vectors.gather(-1, index.clamp(0, width - 1).expand_as(vectors))
+    flipped = torch.where(inside, flipped, torch.zeros_like(flipped))
+    return torch.where(urn.flip.view(-1, 1, 1), flipped, vectors)

@@ -10,7 +10,7 @@ import torch
 from torch.distributions import register_kl
 
 from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
-from diffhypergeom.logspace import times_logit
+from diffhypergeom.special import times_logit
 
 
 @register_kl(MultivariateFisherNCHypergeometric, MultivariateFisherNCHypergeometric)

@@ -1,10 +1,11 @@
-"""Sequential samplers over conditional tables (DESIGN.md sections 1 and 2).
+"""Sequential samplers over conditional rows (DESIGN.md sections 1 and 2).
 
 Both samplers walk the classes in order. Class ``i`` takes a count ``k`` from the row
-``(b, r)`` of its conditional table (log-probabilities over ``k``, see
-``UrnTables.conditional``), where ``r`` is the number of balls still to draw; the last class
-takes what is left. Only the rows that some sample visits are computed, once each, and shared by
-all samples in them. Per sample the work is ``O(sum_i K_i)``.
+``(b, r)`` of its conditional (an engine's ``conditional(i, rows)``: a ``Window`` of
+log-probabilities over ``k = offset + j``), where ``r`` is the number of balls still to draw; the
+last class takes what is left. Only the rows that some sample visits are computed, once each,
+and shared by all samples in them. Per sample the work is the width of the windows: ``O(m_i)``
+with the log-space engine, ``O(sigma_i)`` with the FFT engine.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-# conditional(i, rows) -> [U, K_i] log p(x_i = k | row), rows = b * (n_max + 1) + r
-ConditionalFn = Callable[[int, torch.Tensor], torch.Tensor]
+from diffhypergeom.engines.base import Window
+
+# conditional(i, rows) -> Window over k of log p(x_i = k | row), rows = b * (n_max + 1) + r
+ConditionalFn = Callable[[int, torch.Tensor], Window]
 
 
 def _visited_rows(remaining: torch.Tensor, rows_per_urn: int
@@ -74,7 +77,8 @@ def sample_sequential(
     remaining = draws.unsqueeze(0).expand(num_samples, batch).clone()
     for i in range(num_classes - 1):
         rows, position = _visited_rows(remaining, rows_per_urn)
-        table = conditional(i, rows).detach()
+        window = conditional(i, rows)
+        table = window.log_prob.detach()
         width = table.shape[-1]
         cdf = table.exp().cumsum(-1)
         total = cdf[..., -1:]
@@ -84,7 +88,7 @@ def sample_sequential(
         target = position.to(torch.float64) + torch.rand(
             num_samples, batch, dtype=torch.float64, device=draws.device)
         found = torch.searchsorted(flat, target.reshape(-1), right=True).view_as(remaining)
-        k = (found - position * width).clamp_(0, width - 1)
+        k = (found - position * width).clamp_(0, width - 1) + window.offset[position]
         counts[..., i] = k
         remaining -= k
     counts[..., num_classes - 1] = remaining
@@ -128,24 +132,29 @@ def rsample_sequential(
     log_prob = torch.zeros(num_samples, batch, dtype=dtype, device=draws.device)
     for i in range(num_classes - 1):
         rows, position = _visited_rows(remaining, rows_per_urn)
-        table = conditional(i, rows).to(dtype)
+        window = conditional(i, rows)
+        table = window.log_prob.to(dtype)
         width = table.shape[-1]
+        offset = window.offset[position]
         alpha = F.embedding(position, table)
         scaled = (alpha - _neg_gumbel_like(alpha)) / temperature
-        k_hard = scaled.argmax(-1)
+        j_hard = scaled.argmax(-1)
+        k_hard = j_hard + offset
         soft = torch.softmax(scaled, dim=-1)
         values = torch.arange(width, device=draws.device, dtype=dtype)
-        soft_count = soft @ values
+        soft_count = soft @ values + offset.to(dtype)
         count = k_hard.to(dtype) + (soft_count - soft_count.detach()) if hard else soft_count
         counts.append(count)
         if detailed:
-            delta = soft - soft.detach()
+            delta = _dense(soft - soft.detach(), offset, one_hot_width)
             hard_counts.append(k_hard)
             deltas.append(delta)
             if hard:
-                soft = F.one_hot(k_hard, width).to(dtype) + delta
-            vectors.append(F.pad(soft, (0, one_hot_width - width)))
-            log_prob = log_prob + alpha.gather(-1, k_hard.unsqueeze(-1)).squeeze(-1)
+                soft = F.one_hot(k_hard, one_hot_width).to(dtype) + delta
+            else:
+                soft = _dense(soft, offset, one_hot_width)
+            vectors.append(soft)
+            log_prob = log_prob + alpha.gather(-1, j_hard.unsqueeze(-1)).squeeze(-1)
         remaining = remaining - k_hard
     last = draws.to(dtype) - sum(counts) if counts else draws.to(dtype).expand(num_samples, batch)
     counts.append(last)
@@ -154,6 +163,15 @@ def rsample_sequential(
         return out, None, None
     vectors.append(_last_class_vector(remaining, hard_counts, deltas, one_hot_width, dtype))
     return out, torch.stack(vectors, dim=-2), log_prob
+
+
+def _dense(values: torch.Tensor, offset: torch.Tensor, width: int) -> torch.Tensor:
+    """``[..., width]``: ``values [..., W]`` over the counts ``offset + j`` placed over the
+    counts ``0..width-1`` (zero elsewhere)."""
+    j = torch.arange(width, device=values.device) - offset.unsqueeze(-1)
+    inside = (j >= 0) & (j < values.shape[-1])
+    gathered = values.gather(-1, j.clamp(0, values.shape[-1] - 1))
+    return torch.where(inside, gathered, torch.zeros_like(gathered))
 
 
 def _last_class_vector(last: torch.Tensor, hard_counts: list[torch.Tensor],

@@ -1,0 +1,101 @@
+"""Two implementations of one idea, the generating function ``prod_i (1 + w_i t)^m_i``, behind
+one interface (``base.Engine``):
+
+- ``"logspace"`` (``LogspaceEngine``): exact log-space polynomial tables, ``O(n * sum_i m_i)``
+  time and memory; no approximation at all; best for small urns.
+- ``"fft"`` (``FFTEngine``): exponentially tilted binomials and their characteristic function,
+  cost ``O(c * sigma)`` where ``sigma`` is the standard deviation of the draw; accurate to
+  ~1e-14 (the rule is in ``fft``'s docstring); best for large urns.
+- ``"auto"`` estimates both costs and takes the cheaper one (``choose``): the log-space engine
+  costs about ``(n' + 1) * sum_i (min(m_i, n') + 1)`` log-space multiply-adds per urn
+  (``n' = min(n, N - n)`` after the complement), the FFT engine about
+  ``FFT_COST * c * (FFT_BASE + 2 t)`` where ``t`` is the Bernstein half-width of the widest
+  class (``~9 sigma_i``). ``auto`` never builds a table proportional to ``n * N``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from diffhypergeom.engines import fft as _fft
+from diffhypergeom.engines import logspace as _logspace
+from diffhypergeom.engines.base import Engine, Urn, Window
+from diffhypergeom.engines.fft import FFTEngine
+from diffhypergeom.engines.logspace import LogspaceEngine
+
+ENGINES = ("auto", "logspace", "fft")
+_CLASSES: dict[str, type[Engine]] = {"logspace": LogspaceEngine, "fft": FFTEngine}
+
+# Relative cost of the FFT engine's per-class work (complex arithmetic, matrix products) and its
+# fixed per-class overhead, calibrated with benchmarks/bench_engines.py on the 2-core CPU.
+FFT_COST = 40.0
+FFT_BASE = 1000.0
+
+
+def _canonical_size(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
+                    complement: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    m = torch.where(theta > float("-inf"), population, torch.zeros_like(population))
+    total = m.sum(-1)
+    n = torch.minimum(draws, total - draws) if complement else draws
+    return m, n
+
+
+def estimated_costs(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
+                    complement: bool = True) -> dict[str, float]:
+    """Work estimates (in log-space multiply-adds) of both engines for a flat batch."""
+    m, n = _canonical_size(population, draws, theta, complement)
+    n_col = n.unsqueeze(-1).to(torch.float64)
+    mf = m.to(torch.float64)
+    logspace = ((n_col[..., 0] + 1) * (torch.minimum(mf, n_col) + 1).sum(-1)).sum()
+    share = n_col / mf.sum(-1, keepdim=True).clamp_min(1)
+    sigma = (mf * share * (1 - share)).sqrt()
+    if m.shape[-1]:
+        widest = (2 * _fft.tail_halfwidth(sigma, _fft.LAMBDA)).amax(-1)
+    else:
+        widest = n_col[..., 0]
+    fft = (FFT_COST * m.shape[-1] * (FFT_BASE + widest)).sum()
+    return {"logspace": float(logspace), "fft": float(fft)}
+
+
+def choose(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
+           complement: bool = True) -> str:
+    """The engine ``"auto"`` takes: the one with the smaller estimated cost."""
+    costs = estimated_costs(population, draws, theta, complement)
+    return "logspace" if costs["logspace"] <= costs["fft"] else "fft"
+
+
+def memory_limit(device: torch.device) -> int:
+    """Bytes an engine may plan to use on ``device``: the device's total memory."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
+          complement: bool = True) -> Urn:
+    """An ``Urn`` for a flat batch (``population [B, c]``, ``draws [B]``, ``theta [B, c]``
+    float64), computed by ``engine`` (one of ``ENGINES``).
+
+    Raises ``ValueError`` before allocating anything if the engine's tables cannot fit in the
+    device's memory."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    name = choose(population, draws, theta, complement) if engine == "auto" else engine
+    m, n = _canonical_size(population, draws, theta, complement)
+    module = _logspace if name == "logspace" else _fft
+    needed, limit = module.estimated_bytes(m, n), memory_limit(theta.device)
+    if needed > limit:
+        other = "fft" if name == "logspace" else "logspace"
+        raise ValueError(
+            f"engine={name!r} would need about {needed / 2**30:,.1f} GiB for this urn "
+            f"(the device has {limit / 2**30:,.1f} GiB); use engine={other!r} or 'auto'")
+    return Urn(population, draws, theta, _CLASSES[name], complement)
+
+
+__all__ = ["ENGINES", "Engine", "FFTEngine", "LogspaceEngine", "Urn", "Window", "build",
+           "choose", "estimated_costs"]

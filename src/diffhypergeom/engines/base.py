@@ -1,0 +1,215 @@
+"""What both engines share: the interface, and the canonical form of an urn.
+
+An engine computes, for a flat batch of ``B`` *canonical* urns (population ``m [B, c]``, draws
+``n [B]``, finite log-odds ``theta [B, c]``), the handful of quantities everything else is built
+from:
+
+- ``log_normalizer``: ``[B]``, ``A = log P0 = log [t^n] prod_i (1 + w_i t)^m_i``;
+- ``log_prob(y)``: ``[..., B]`` for counts ``y [..., B, c]`` inside the support; its gradient in
+  ``y`` is that of ``sum_i log C(m_i, y_i) + y_i theta_i``;
+- ``log_marginals()``: per class a ``Window``, the exact ``log p(y_i = k)``;
+- ``conditional(i, rows)``: a ``Window`` per visited row ``rows = b * (n_max + 1) + r``, the
+  exact ``log p(y_i = k | r balls left for classes i..c)`` (what the samplers walk);
+- ``merged_conditional(i, rows)``: the same for the paper's merged-class approximation;
+- ``entropy()``: ``[B]``.
+
+A ``Window`` holds log-probabilities over ``k = offset + j``, ``j < width``: the log-space engine
+returns whole rows (``offset = 0``), the FFT engine only the terms that can matter. ``Urn`` maps
+a user's urn to the canonical one and the results back (``DESIGN.md`` section 4):
+
+- a class of weight zero is never drawn: its population counts as 0;
+- complement: ``x -> m - x`` maps ``MFNCH(m, n, w)`` to ``MFNCH(m, N - n, 1/w)``, so ``n > N/2``
+  is computed as ``N - n`` (not for ``method="merge"``, whose approximation is not symmetric);
+- shift invariance: logits are centred at their maximum (the shift is detached; ``A`` moves by
+  ``n`` times it), so every computation sees logits ``<= 0``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from diffhypergeom.special import NEG_INF, times_logit
+
+
+class Window(NamedTuple):
+    """Log-probabilities ``log_prob[..., j]`` of the counts ``offset[...] + j``."""
+
+    offset: torch.Tensor
+    log_prob: torch.Tensor
+
+    def dense(self, size: int) -> torch.Tensor:
+        """``[..., size]``: the same log-probabilities over the counts ``0..size-1``."""
+        k = torch.arange(size, device=self.offset.device)
+        j = k - self.offset.unsqueeze(-1)
+        inside = (j >= 0) & (j < self.log_prob.shape[-1])
+        gathered = self.log_prob.gather(-1, j.clamp(0, self.log_prob.shape[-1] - 1))
+        return torch.where(inside, gathered, torch.full_like(gathered, NEG_INF))
+
+    def counts(self) -> torch.Tensor:
+        """``[..., width]`` float64: the count of each entry."""
+        j = torch.arange(self.log_prob.shape[-1], device=self.offset.device)
+        return (self.offset.unsqueeze(-1) + j).to(torch.float64)
+
+
+def _holds_graph(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.requires_grad or not value.is_floating_point()
+    if isinstance(value, Window):
+        return _holds_graph(value.log_prob)
+    if isinstance(value, (list, tuple)) and value:
+        return _holds_graph(value[0])
+    return True
+
+
+class Engine:
+    """Base of the two engines: the canonical urn and a cache that knows about autograd.
+
+    Args:
+        population: ``[B, c]`` int64, balls per class.
+        draws: ``[B]`` int64, balls drawn.
+        theta: ``[B, c]`` float64 finite log-odds (may carry an autograd graph).
+    """
+
+    name = "base"
+
+    def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor):
+        self.population = population
+        self.draws = draws
+        self.theta = theta
+        # theta is part of an autograd graph only if built while recording (a view taken
+        # under no_grad reports requires_grad but is cut off from the logits)
+        self.connected = theta.requires_grad and torch.is_grad_enabled()
+        self.batch, self.num_classes = population.shape
+        self.n_max = int(draws.max()) if draws.numel() else 0
+        self.device = theta.device
+        self._cache: dict = {}
+
+    def _cached(self, key, compute):
+        """``compute()``, once; again if gradients are recorded now but the cached value was
+        computed without them (e.g. first asked for under ``torch.no_grad``)."""
+        value = self._cache.get(key)
+        recording = self.connected and torch.is_grad_enabled()
+        if value is None or (recording and not _holds_graph(value)):
+            value = compute()
+            self._cache[key] = value
+        return value
+
+    # the interface; see the module docstring
+    @property
+    def log_normalizer(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def log_marginals(self) -> list[Window]:
+        raise NotImplementedError
+
+    def conditional(self, i: int, rows: torch.Tensor) -> Window:
+        raise NotImplementedError
+
+    def merged_conditional(self, i: int, rows: torch.Tensor) -> Window:
+        raise NotImplementedError
+
+    def entropy(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, c]`` mean and variance of each class count, from the marginals."""
+        def compute():
+            means, variances = [], []
+            for window in self.log_marginals():
+                p, k = window.log_prob.exp(), window.counts()
+                mean = (p * k).sum(-1)
+                means.append(mean)
+                variances.append((p * (k - mean.unsqueeze(-1)).square()).sum(-1))
+            return torch.stack(means, -1), torch.stack(variances, -1)
+        return self._cached("moments", compute)
+
+
+class Urn:
+    """A user's flat batch of urns, computed through an engine on its canonical form.
+
+    Args:
+        population: ``[B, c]`` int64.
+        draws: ``[B]`` int64.
+        theta: ``[B, c]`` float64 logits (``-inf`` for weight zero).
+        engine: the engine class to use.
+        complement: compute ``n > N/2`` as ``N - n`` with weights ``1/w``.
+    """
+
+    def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
+                 engine: type[Engine], complement: bool = True):
+        drawable = theta > NEG_INF
+        m = torch.where(drawable, population, torch.zeros_like(population))
+        has = m > 0
+        total = m.sum(-1)
+        flip = (2 * draws > total) if complement else torch.zeros_like(draws, dtype=torch.bool)
+        n = torch.where(flip, total - draws, draws)
+        finite = torch.where(has, theta, torch.zeros_like(theta))
+        low = torch.full_like(finite, NEG_INF)
+        shift = torch.where(has, finite, low).detach().amax(-1)
+        shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+        centred = torch.where(has, finite - shift.unsqueeze(-1), torch.zeros_like(finite))
+        signed = torch.where(flip.unsqueeze(-1), -centred, centred)
+        shift2 = torch.where(has, signed, low).detach().amax(-1)
+        shift2 = torch.where(torch.isfinite(shift2), shift2, torch.zeros_like(shift2))
+        canonical = torch.where(has, signed - shift2.unsqueeze(-1), torch.zeros_like(signed))
+        self.population, self.draws, self.theta = population, draws, theta
+        self.effective_population = m
+        self.flip = flip
+        m_float = m.to(torch.float64)
+        # A(theta) = A_canonical + n * shift + [flip] sum_i m_i centred_i + n' * shift2
+        self._offset = (draws.to(torch.float64) * shift + n.to(torch.float64) * shift2
+                        + torch.where(flip, times_logit(m_float, centred).sum(-1),
+                                      torch.zeros_like(shift)))
+        # log_prob's gradient in x: natural minus canonical (a constant per urn)
+        self._x_shift = shift - shift2
+        self.engine = engine(m, n, canonical)
+        self.connected = self.engine.connected
+        self.batch, self.num_classes = population.shape
+
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
+    def _to_user(self, y: torch.Tensor) -> torch.Tensor:
+        """Canonical counts ``[..., B, c]`` to the user's (``m - y`` where complemented)."""
+        m = self.effective_population.to(y.dtype)
+        return torch.where(self.flip.unsqueeze(-1), m - y, y)
+
+    @property
+    def log_normalizer(self) -> torch.Tensor:
+        """``[B]``: ``A(theta) = log P0``."""
+        return self.engine.log_normalizer + self._offset
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``[S, B]`` for counts ``x [S, B, c]`` inside the support (float64)."""
+        y = self._to_user(x)
+        drift = (x.sum(-1) - self.draws.to(x.dtype)) * self._x_shift
+        return self.engine.log_prob(y) + drift
+
+    def log_marginals(self) -> list[Window]:
+        """Per class, ``log p(x_i = k)`` in the user's counts."""
+        out = []
+        for i, window in enumerate(self.engine.log_marginals()):
+            out.append(self._flip_window(window, self.effective_population[:, i]))
+        return out
+
+    def _flip_window(self, window: Window, m: torch.Tensor) -> Window:
+        width = window.log_prob.shape[-1]
+        flipped_offset = m - window.offset - (width - 1)
+        offset = torch.where(self.flip, flipped_offset, window.offset)
+        log_prob = torch.where(self.flip.unsqueeze(-1), window.log_prob.flip(-1),
+                               window.log_prob)
+        return Window(offset, log_prob)
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, c]`` mean and variance."""
+        mean, variance = self.engine.moments()
+        return self._to_user(mean), variance
+
+    def entropy(self) -> torch.Tensor:
+        return self.engine.entropy()

@@ -1,0 +1,190 @@
+"""The log-space engine: exact generating-function tables (``DESIGN.md`` section 1).
+
+For class ``i``, ``G_i(t) = sum_k C(m_i, k) exp(k theta_i) t^k = (1 + w_i t)^m_i``. Polynomials
+are stored as log-coefficients truncated to degree ``n_max`` (the largest draw in the batch):
+
+- ``kernel(i)``: ``[B, K_i]``, the coefficients of ``G_i``, ``K_i = min(max m_i, n_max) + 1``;
+- ``suffix``: ``[B, c + 1, n_max + 1]``, ``s_i = prod_{j >= i} G_j`` (``s_{c+1} = 1``);
+- ``A = log P0 = s_1[n]``; the conditional row ``(b, r)`` of class ``i`` is
+  ``log C(m_i,k) + k theta_i + s_{i+1}[r-k] - s_i[r]``; marginals come from prefix and suffix
+  products.
+
+Exact to rounding for any urn, with no approximation at all, but time and memory grow as
+``O(n_max * sum_i K_i)``: the engine for small and medium urns.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from diffhypergeom.engines.base import Engine, Window
+from diffhypergeom.special import NEG_INF, log_binomial, logsumexp, times_logit
+
+# Above this many elements per log-space convolution, recompute in the backward pass instead of
+# storing the [..., R, K] intermediate (torch.utils.checkpoint).
+CHECKPOINT_ELEMENTS = 1 << 22
+
+
+def checkpoint_if_large(fn, *tensors: torch.Tensor, elements: int) -> torch.Tensor:
+    """``fn(*tensors)``; when gradients are being recorded and the computation touches more
+    than ``CHECKPOINT_ELEMENTS`` elements, its intermediates are recomputed in the backward
+    pass instead of stored (``torch.utils.checkpoint``)."""
+    recording = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if recording and elements > CHECKPOINT_ELEMENTS:
+        return checkpoint(fn, *tensors, use_reentrant=False)
+    return fn(*tensors)
+
+
+def _mul_truncated(a: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    length = kernel.shape[-1]
+    padded = F.pad(a, (length - 1, 0), value=NEG_INF)
+    # windows[..., r, j] = a[r + j - (length - 1)], so j = length - 1 - k pairs with kernel[k]
+    windows = padded.unfold(-1, length, 1)
+    return logsumexp(windows + kernel.flip(-1).unsqueeze(-2), dim=-1)
+
+
+def log_poly_mul(a: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Coefficients ``0..R-1`` of the product of two polynomials, in log space:
+    ``out[r] = logsumexp_k(kernel[k] + a[r - k])`` for ``a [..., R]``, ``kernel [..., K]``.
+    Costs ``O(R * K)`` per batch element."""
+    batch = torch.broadcast_shapes(a.shape[:-1], kernel.shape[:-1])
+    a = a.expand(*batch, a.shape[-1])
+    kernel = kernel.expand(*batch, kernel.shape[-1])
+    return checkpoint_if_large(_mul_truncated, a, kernel,
+                               elements=a.numel() * kernel.shape[-1])
+
+
+def _conditional_rows(kernel: torch.Tensor, right: torch.Tensor, rows: torch.Tensor
+                      ) -> torch.Tensor:
+    """``[U, K]``: for each flat row ``rows[u] = b * R + r``, the terms
+    ``kernel[b, k] + right[b, r - k]`` (``-inf`` where ``r < k``), normalised over ``k``;
+    rows with no feasible ``k`` stay ``-inf``."""
+    length, width = right.shape[-1], kernel.shape[-1]
+    urn, remaining = rows // length, rows % length
+    shift = remaining.unsqueeze(-1) - torch.arange(width, device=rows.device)
+    gathered = right.reshape(-1)[urn.unsqueeze(-1) * length + shift.clamp_min(0)]
+    terms = kernel[urn] + torch.where(shift >= 0, gathered, torch.full_like(gathered, NEG_INF))
+    norm = logsumexp(terms, dim=-1).unsqueeze(-1)
+    out = terms - torch.where(torch.isfinite(norm), norm, torch.zeros_like(norm))
+    return torch.where(torch.isfinite(norm), out, torch.full_like(out, NEG_INF))
+
+
+def estimated_bytes(population: torch.Tensor, draws: torch.Tensor) -> int:
+    """Peak memory of this engine for canonical urns, with gradients (an estimate)."""
+    batch, classes = population.shape
+    n_max = int(draws.max()) if draws.numel() else 0
+    widest = int(torch.minimum(population.max(0).values, torch.tensor(n_max)).max()) + 1 \
+        if population.numel() else 1
+    suffix = batch * (classes + 1) * (n_max + 1)
+    convolution = batch * (n_max + 1) * widest  # the [R, K] windows of one class
+    return 8 * (3 * suffix + 2 * convolution)
+
+
+class LogspaceEngine(Engine):
+    """Exact log-space generating-function tables; see the module docstring."""
+
+    name = "logspace"
+
+    def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor):
+        super().__init__(population, draws, theta)
+        self.degrees = torch.arange(self.n_max + 1, device=self.device, dtype=torch.float64)
+
+    def width(self, i: int) -> int:
+        """``K_i``: number of values class ``i`` can take in any urn of the batch."""
+        return min(int(self.population[:, i].max()) if self.batch else 0, self.n_max) + 1
+
+    def kernel(self, i: int) -> torch.Tensor:
+        """``[B, K_i]``: ``log C(m_i, k) + k * theta_i``."""
+        def compute():
+            k = self.degrees[: self.width(i)]
+            m = self.population[:, i : i + 1].to(torch.float64)
+            return log_binomial(m, k) + times_logit(k, self.theta[:, i : i + 1])
+        return self._cached(("kernel", i), compute)
+
+    @property
+    def suffix(self) -> torch.Tensor:
+        """``[B, c + 1, n_max + 1]``: ``s_i[r]``, log-coefficients of ``prod_{j >= i} G_j``."""
+        def compute():
+            current = self._unit()
+            tables = [current]
+            for i in reversed(range(self.num_classes)):
+                current = log_poly_mul(current, self.kernel(i))
+                tables.append(current)
+            return torch.stack(tables[::-1], dim=1)
+        return self._cached("suffix", compute)
+
+    def _unit(self) -> torch.Tensor:
+        unit = torch.full((self.batch, self.n_max + 1), NEG_INF, dtype=torch.float64,
+                          device=self.device)
+        unit[:, 0] = 0.0
+        return unit
+
+    @property
+    def log_normalizer(self) -> torch.Tensor:
+        return self.suffix[:, 0].gather(-1, self.draws.unsqueeze(-1)).squeeze(-1)
+
+    def log_prob(self, y: torch.Tensor) -> torch.Tensor:
+        m = self.population.to(torch.float64)
+        terms = log_binomial(m, y) + times_logit(y, self.theta)
+        return terms.sum(-1) - self.log_normalizer
+
+    def _rows(self, kernel: torch.Tensor, right: torch.Tensor, rows: torch.Tensor) -> Window:
+        table = checkpoint_if_large(_conditional_rows, kernel, right, rows,
+                                    elements=rows.numel() * kernel.shape[-1])
+        return Window(torch.zeros_like(rows), table)
+
+    def conditional(self, i: int, rows: torch.Tensor) -> Window:
+        return self._rows(self.kernel(i), self.suffix[:, i + 1], rows)
+
+    def merged_conditional(self, i: int, rows: torch.Tensor) -> Window:
+        """Class ``i`` against one merged class ``R = {i+1..c}`` with ``m_R = sum m_j`` and
+        ``w_R = sum w_j m_j / m_R``: a univariate Fisher distribution (the paper's
+        Algorithm 1), exact only when all weights are equal."""
+        m_rest = self.population[:, i + 1 :].to(torch.float64)
+        m_right = m_rest.sum(-1, keepdim=True)
+        weighted = logsumexp(self.theta[:, i + 1 :] + m_rest.log(), dim=-1).unsqueeze(-1)
+        theta_right = torch.where(m_right > 0, weighted - m_right.clamp_min(1).log(),
+                                  torch.zeros_like(m_right))
+        right = log_binomial(m_right, self.degrees) + times_logit(self.degrees, theta_right)
+        return self._rows(self.kernel(i), right, rows)
+
+    def log_marginals(self) -> list[Window]:
+        """``p(x_i=k) ∝ C(m_i,k) w_i^k [t^(n-k)] p_{i-1} s_{i+1}`` with prefix products
+        ``p_{i-1}`` and suffix products ``s_{i+1}``."""
+        return self._cached("marginals", self._compute_log_marginals)
+
+    def _compute_log_marginals(self) -> list[Window]:
+        prefix = self._unit()
+        out = []
+        a = torch.arange(self.n_max + 1, device=self.device)
+        zero = torch.zeros(self.batch, dtype=torch.int64, device=self.device)
+        for i in range(self.num_classes):
+            kernel = self.kernel(i)
+            k = torch.arange(kernel.shape[-1], device=self.device)
+            # degree of the suffix factor: n - k - a, for prefix degree a
+            degree = self.draws.view(-1, 1, 1) - k.view(1, -1, 1) - a.view(1, 1, -1)
+            suffix = self.suffix[:, i + 1]
+            gathered = suffix.gather(-1, degree.clamp_min(0).flatten(1)).view(degree.shape)
+            gathered = torch.where(degree >= 0, gathered, torch.full_like(gathered, NEG_INF))
+            rest = logsumexp(prefix.unsqueeze(1) + gathered, dim=-1)
+            out.append(Window(zero, kernel + rest - self.log_normalizer.unsqueeze(-1)))
+            prefix = log_poly_mul(prefix, kernel)
+        return out
+
+    def entropy(self) -> torch.Tensor:
+        """``A - sum_i E[v_i(y_i)]`` with ``v_i(k) = log C(m_i, k) + k theta_i``, each term
+        taken relative to its value at the marginal's mode (``A`` and the ``v_i`` are large and
+        nearly cancel; the marginals carry a relative error of ``eps * |A|``, which would
+        otherwise multiply the large values)."""
+        entropy = self.log_normalizer
+        for i, window in enumerate(self.log_marginals()):
+            p = window.log_prob.exp()
+            k = window.counts()
+            m = self.population[:, i : i + 1].to(torch.float64)
+            v = log_binomial(m, k) + times_logit(k, self.theta[:, i : i + 1])
+            v = torch.where(torch.isfinite(v), v, torch.zeros_like(v))
+            mode = v.gather(-1, window.log_prob.detach().argmax(-1, keepdim=True))
+            entropy = entropy - mode.squeeze(-1) - (p * (v - mode)).sum(-1)
+        return entropy
