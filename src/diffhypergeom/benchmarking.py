@@ -40,6 +40,7 @@ class BenchCase:
     batch: int = 1
     num_samples: int = 50_000
     device: str = "cpu"
+    engine: str = "auto"
 
 
 # The configurations issue #2 asks for.
@@ -114,26 +115,28 @@ def run_case(case: BenchCase, method: str = "exact", repeats: int = 3) -> dict:
     def tables() -> None:
         theta = logits.detach().requires_grad_()
         dist = MultivariateFisherNCHypergeometric(population, case.draws, logits=theta,
-                                                  method=method)
+                                                  method=method, engine=case.engine)
         dist.log_normalizer().sum().backward()
 
     def exact() -> None:
         dist = MultivariateFisherNCHypergeometric(population, case.draws, logits=logits,
-                                                  method=method)
+                                                  method=method, engine=case.engine)
         dist.sample((case.num_samples,))
 
     def relaxed() -> None:
         theta = logits.detach().requires_grad_()
         dist = MultivariateFisherNCHypergeometric(population, case.draws, logits=theta,
-                                                  method=method)
+                                                  method=method, engine=case.engine)
         counts = dist.rsample((case.num_samples,), temperature=0.5, hard=True)
         (counts * probe).sum().backward()
 
     table_seconds, table_peak = _timed(tables, device, repeats)
     exact_seconds, exact_peak = _timed(exact, device, repeats)
     relaxed_seconds, relaxed_peak = _timed(relaxed, device, repeats)
+    engine = MultivariateFisherNCHypergeometric(population, case.draws, logits=logits,
+                                                method=method, engine=case.engine).engine_name
     return {
-        "label": case.label, "method": method, "device": str(device),
+        "label": case.label, "method": method, "engine": engine, "device": str(device),
         "classes": len(case.population), "balls": int(sum(case.population)),
         "draws": case.draws, "batch": case.batch, "num_samples": case.num_samples,
         "threads": torch.get_num_threads(),
@@ -168,7 +171,8 @@ def run_cases_isolated(cases: Sequence[BenchCase], method: str = "exact", repeat
 
 
 COLUMNS = [
-    ("case", "label", "{}"), ("method", "method", "{}"), ("device", "device", "{}"),
+    ("case", "label", "{}"), ("method", "method", "{}"), ("engine", "engine", "{}"),
+    ("device", "device", "{}"),
     ("draws/s relaxed (fwd+bwd)", "relaxed_per_second", "{:,.0f}"),
     ("draws/s exact", "exact_per_second", "{:,.0f}"),
     ("tables+grad s", "table_seconds", "{:.3f}"),

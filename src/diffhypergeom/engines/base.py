@@ -29,8 +29,23 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from diffhypergeom.special import NEG_INF, times_logit
+
+# Above this many elements, an intermediate is recomputed in the backward pass instead of
+# stored (torch.utils.checkpoint).
+CHECKPOINT_ELEMENTS = 1 << 22
+
+
+def checkpoint_if_large(fn, *tensors: torch.Tensor, elements: int) -> torch.Tensor:
+    """``fn(*tensors)``; when gradients are being recorded and the computation touches more
+    than ``CHECKPOINT_ELEMENTS`` elements, its intermediates are recomputed in the backward
+    pass instead of stored."""
+    recording = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if recording and elements > CHECKPOINT_ELEMENTS:
+        return checkpoint(fn, *tensors, use_reentrant=False)
+    return fn(*tensors)
 
 
 class Window(NamedTuple):

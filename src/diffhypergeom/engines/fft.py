@@ -48,7 +48,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from diffhypergeom.engines.base import Engine, Window
+from diffhypergeom.engines.base import Engine, Window, checkpoint_if_large
 from diffhypergeom.special import NEG_INF, log_binomial_pmf, logsumexp
 
 LAMBDA = 40.0
@@ -102,6 +102,17 @@ def solve_saddle(m: torch.Tensor, n: torch.Tensor, theta: torch.Tensor) -> torch
 
 def _fold(index: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     return torch.remainder(index, length)
+
+
+def _transform(coeff: torch.Tensor, folded: torch.Tensor, grid: torch.Tensor,
+               width: torch.Tensor) -> torch.Tensor:
+    """``[B, K, W]``: ``(1/L) Re sum_j coeff[b, k, j] exp(-2 pi i j w / L_b)`` for the folded
+    frequency indices ``folded [B, F]`` and grids ``grid [B, 1]``."""
+    w = torch.arange(int(width), device=coeff.device)
+    steps = _fold(folded.unsqueeze(-1) * w, grid.unsqueeze(-1)).to(torch.float64)
+    phase = (-2 * math.pi / grid.unsqueeze(-1).to(torch.float64)) * steps
+    kernel = torch.polar(torch.ones_like(phase), phase)  # [B, F, W]
+    return torch.matmul(coeff, kernel).real / grid.unsqueeze(-1).to(torch.float64)
 
 
 class FFTEngine(Engine):
@@ -194,11 +205,10 @@ class FFTEngine(Engine):
         angle = turn * turns.to(torch.float64)
         coeff = torch.exp(log_phi - torch.complex(torch.zeros_like(angle), angle))
         coeff = torch.where(keep, coeff, torch.zeros_like(coeff))
+        values = checkpoint_if_large(_transform, coeff, folded, grid,
+                                     torch.tensor(width), elements=coeff.numel() // max(
+                                         coeff.shape[1], 1) * width)
         w = torch.arange(width, device=self.device)
-        steps = _fold(folded.unsqueeze(-1) * w, grid.unsqueeze(-1)).to(torch.float64)
-        phase = -turn * steps
-        kernel = torch.polar(torch.ones_like(phase), phase)  # [B, F, W]
-        values = torch.matmul(coeff, kernel).real / grid.unsqueeze(-1).to(torch.float64)
         noise = NOISE * coeff.detach().abs().sum(-1) / grid.to(torch.float64)
         s = base.unsqueeze(-1) + w
         valid = (s >= 0) & (s <= total.unsqueeze(-1)) & (values > noise.unsqueeze(-1))
@@ -304,14 +314,14 @@ class FFTEngine(Engine):
                                       self.suffix_mean[:, i + 1 : i + 2],
                                       self.suffix_total[:, i + 1 : i + 2].to(torch.int64))
         log_suffix, noise = log_suffix[:, 0], noise[:, 0]
-        k = lo[urn].unsqueeze(-1) + torch.arange(width, device=self.device)
-        index = remaining.unsqueeze(-1) - k - base[urn].unsqueeze(-1)
+        k = lo.unsqueeze(-1) + torch.arange(width, device=self.device)  # [B, W]
+        index = remaining.unsqueeze(-1) - k[urn] - base[urn].unsqueeze(-1)
         inside = (index >= 0) & (index < span)
         gathered = log_suffix.reshape(-1)[urn.unsqueeze(-1) * span + index.clamp(0, span - 1)]
         log_p, log_q = self._log_pq()
-        terms = (log_binomial_pmf(k, self.m[urn, i : i + 1], log_p[urn, i : i + 1],
-                                  log_q[urn, i : i + 1])
-                 + torch.where(inside, gathered, torch.full_like(gathered, NEG_INF)))
+        log_bin = log_binomial_pmf(k, self.m[:, i : i + 1], log_p[:, i : i + 1],
+                                   log_q[:, i : i + 1])
+        terms = log_bin[urn] + torch.where(inside, gathered, torch.full_like(gathered, NEG_INF))
         norm = logsumexp(terms, -1)
         error = (noise[urn] + 2 * torch.exp(-self.lam[urn])) / norm.detach().exp()
         unresolved = ~(error <= ROW_TOLERANCE)

@@ -17,24 +17,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
-from diffhypergeom.engines.base import Engine, Window
+from diffhypergeom.engines.base import Engine, Window, checkpoint_if_large
 from diffhypergeom.special import NEG_INF, log_binomial, logsumexp, times_logit
-
-# Above this many elements per log-space convolution, recompute in the backward pass instead of
-# storing the [..., R, K] intermediate (torch.utils.checkpoint).
-CHECKPOINT_ELEMENTS = 1 << 22
-
-
-def checkpoint_if_large(fn, *tensors: torch.Tensor, elements: int) -> torch.Tensor:
-    """``fn(*tensors)``; when gradients are being recorded and the computation touches more
-    than ``CHECKPOINT_ELEMENTS`` elements, its intermediates are recomputed in the backward
-    pass instead of stored (``torch.utils.checkpoint``)."""
-    recording = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    if recording and elements > CHECKPOINT_ELEMENTS:
-        return checkpoint(fn, *tensors, use_reentrant=False)
-    return fn(*tensors)
 
 
 def _mul_truncated(a: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
