@@ -61,8 +61,10 @@ def bd0(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     for j in range(25, 0, -1):
         series = (series + 1.0 / (2 * j + 1)) * v2
     series = series * v
-    vd = torch.where(small, torch.full_like(v, 0.5), v.clamp(-1 + 1e-16, 1 - 1e-16))
-    direct = torch.atanh(vd) - vd
+    # atanh(v) = log(x / mean) / 2, from the logs (v rounded near +-1 would lose the digits)
+    xs = torch.where(small, torch.ones_like(x), x.clamp_min(1e-300))
+    ms = torch.where(small, torch.ones_like(mean), mean.clamp_min(1e-300))
+    direct = 0.5 * (xs.log() - ms.log()) - torch.where(small, torch.zeros_like(v), v)
     atanh_minus_v = torch.where(small, series, direct)
     out = (x - mean) * v + 2 * x * atanh_minus_v
     return torch.where(x > 0, out, mean)

@@ -217,3 +217,27 @@ def test_log_prob_huge_population_small_draw():
     total = sum(math.comb(m, k) * math.comb(m, 5 - k) for k in range(6))
     want = math.log(math.comb(m, 2) * math.comb(m, 3)) - math.log(total)
     assert abs(float(d.log_prob(torch.tensor([2, 3]))) - want) < 1e-12
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_detailed_draws_of_a_complemented_urn(engine):
+    """n > N/2 is sampled as N - n with inverted weights: the one-hot vectors must still be those
+    of the user's counts, and the draw's log-probability the exact one."""
+    torch.manual_seed(0)
+    population = torch.tensor([5, 7, 4])
+    d = MFNCH(population, 12, logits=torch.tensor([0.0, 1.0, -0.7], dtype=torch.float64),
+              engine=engine)
+    draw = d.rsample_detailed((50,), temperature=0.5)
+    counts = (draw.one_hot * torch.arange(8, dtype=torch.float64)).sum(-1)
+    _close(counts, draw.counts, rtol=0, atol=1e-12)
+    _close(draw.one_hot.sum(-1), torch.ones(50, 3, dtype=torch.float64), rtol=0, atol=1e-12)
+    _close(draw.log_prob, d.log_prob(draw.counts), rtol=1e-12, atol=1e-12)
+
+
+def test_covariance_matrix_agrees():
+    theta = torch.tensor([0.0, 1.0, -0.7, 0.4], dtype=torch.float64)
+    population = torch.tensor([50, 70, 40, 30])
+    covariances = [MFNCH(population, 90, logits=theta, engine=e).covariance_matrix
+                   for e in ENGINES]
+    _close(covariances[1], covariances[0], rtol=1e-10, atol=1e-10)
+    _close(covariances[1].sum(-1), torch.zeros(4, dtype=torch.float64), rtol=0, atol=1e-10)

@@ -90,6 +90,7 @@ def solve_saddle(m: torch.Tensor, n: torch.Tensor, theta: torch.Tensor) -> torch
         newton = tau - f / slope
         ok = (newton > lo) & (newton < hi) & torch.isfinite(newton)
         new = torch.where(ok, newton, 0.5 * (lo + hi))
+        new = torch.where(f == 0, tau, new)
         done = ((new - tau).abs() <= 4e-16 * (1 + tau.abs())) | (f == 0) | ~inner
         tau = new
         if bool(done.all()):
@@ -147,6 +148,7 @@ class FFTEngine(Engine):
             self.lo = torch.minimum(lo, hi).to(torch.int64)
             self.widths = (hi - self.lo + 1).to(torch.int64)
             self.mean_class = centre
+            self._spread = (m * torch.minimum(p, 1 - p)).sum(-1)
             # moments of the suffix sums S_{>=i} (index c: the empty sum)
             zero = torch.zeros_like(m[:, :1])
             self.suffix_mean = torch.cat([centre.flip(-1).cumsum(-1).flip(-1), zero], -1)
@@ -178,14 +180,22 @@ class FFTEngine(Engine):
         def compute():
             log_p, log_q = self._log_pq()
             p, q = log_p.exp().unsqueeze(-1), log_q.exp().unsqueeze(-1)
-            j = torch.arange(-half, half + 1, device=self.device, dtype=torch.float64)
-            a = 2 * math.pi * j / self.grid.to(torch.float64).unsqueeze(-1)
-            a = a.unsqueeze(1)
-            sin_half = torch.sin(a / 2)
+            grid = self.grid.view(-1, 1, 1)
+            j = torch.arange(-half, half + 1, device=self.device)
+            a = 2 * math.pi * j.to(torch.float64) / grid.to(torch.float64)
+            sin_half, sin_a = torch.sin(a / 2), torch.sin(a)
             modulus = 0.5 * torch.log1p((-4 * p * q * sin_half.square()).clamp_min(-1 + 2**-52))
-            phase = torch.atan2(p * torch.sin(a), 1 - 2 * p * sin_half.square())
+            # arg(q + p e^{ia}); for p > 1/2 as a + arg(p + q e^{-ia}), with m * a taken in
+            # whole turns (exact), so that the rounding grows with m * min(p, q), not with m
+            low = torch.atan2(p * sin_a, 1 - 2 * p * sin_half.square())
+            high = torch.atan2(-q * sin_a, 1 - 2 * q * sin_half.square())
+            population = self.population.unsqueeze(-1)
+            turns = _fold(_fold(population, grid) * _fold(j, grid), grid)
+            whole = 2 * math.pi * turns.to(torch.float64) / grid.to(torch.float64)
             m = self.m.unsqueeze(-1)
-            return torch.complex(m * modulus, m * phase)
+            upper = p > 0.5
+            phase = torch.where(upper, whole + m * high, m * low)
+            return torch.complex(m * modulus, phase)
         return self._cached(("log_phi", half), compute)
 
     def _pmf(self, log_phi: torch.Tensor, band: torch.Tensor, base: torch.Tensor, width: int,
@@ -209,7 +219,11 @@ class FFTEngine(Engine):
                                      torch.tensor(width), elements=coeff.numel() // max(
                                          coeff.shape[1], 1) * width)
         w = torch.arange(width, device=self.device)
-        noise = NOISE * coeff.detach().abs().sum(-1) / grid.to(torch.float64)
+        # rounding: of the transform (NOISE) and of each phase, ~eps * sum_i m_i min(p_i, q_i) |a|
+        frequency = (turn * folded.unsqueeze(1).to(torch.float64)).squeeze(1)
+        frequency = torch.minimum(frequency, 2 * math.pi - frequency).unsqueeze(1)
+        phase_error = 4 * 2.0**-52 * self._spread.view(-1, 1, 1) * frequency
+        noise = ((NOISE + phase_error) * coeff.detach().abs()).sum(-1) / grid.to(torch.float64)
         s = base.unsqueeze(-1) + w
         valid = (s >= 0) & (s <= total.unsqueeze(-1)) & (values > noise.unsqueeze(-1))
         far = (s.to(torch.float64) - mean.unsqueeze(-1)).abs() > grid.unsqueeze(-1) / 2.0
