@@ -369,7 +369,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             dist._conditional_fn(urn), urn.engine.draws, self.num_classes,
             sample_shape.numel(), temperature, hard, self.logits.dtype, width)
         counts = urn._to_user(counts)
-        if vectors is not None:
+        if vectors is not None and urn._any_flip:
             vectors = _flip_vectors(vectors, urn)
         if inverse is not None:
             counts = counts[..., inverse]

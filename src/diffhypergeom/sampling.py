@@ -88,7 +88,9 @@ def sample_sequential(
         target = position.to(torch.float64) + torch.rand(
             num_samples, batch, dtype=torch.float64, device=draws.device)
         found = torch.searchsorted(flat, target.reshape(-1), right=True).view_as(remaining)
-        k = (found - position * width).clamp_(0, width - 1) + window.offset[position]
+        k = (found - position * width).clamp_(0, width - 1)
+        if bool(window.offset.any()):
+            k += window.offset[position]
         counts[..., i] = k
         remaining -= k
     counts[..., num_classes - 1] = remaining

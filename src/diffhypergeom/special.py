@@ -58,7 +58,7 @@ def bd0(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     # atanh(v) - v by its series where cancellation would cost digits, directly elsewhere
     v2 = v * v
     series = torch.zeros_like(v)
-    for j in range(25, 0, -1):
+    for j in range(8, 0, -1):
         series = (series + 1.0 / (2 * j + 1)) * v2
     series = series * v
     # atanh(v) = log(x / mean) / 2, from the logs (v rounded near +-1 would lose the digits)
@@ -85,6 +85,9 @@ def log_binomial(m: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     a = torch.minimum(k, m - k)
     b = m - a
     large = b >= _STIRLING_FROM
+    if not bool(large.any()):
+        value = torch.lgamma(m + 1) - torch.lgamma(k + 1) - torch.lgamma(m - k + 1)
+        return torch.where(inside, value, torch.full_like(value, NEG_INF))
     # small urns: plain lgamma (no large cancellation below 30)
     ms, as_ = torch.where(large, torch.ones_like(m), m), torch.where(large, torch.zeros_like(a), a)
     plain = torch.lgamma(ms + 1) - torch.lgamma(as_ + 1) - torch.lgamma(ms - as_ + 1)
@@ -96,6 +99,18 @@ def log_binomial(m: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     stirling = head - torch.lgamma(al + 1)
     value = torch.where(large, stirling, plain)
     return torch.where(inside, value, torch.full_like(value, NEG_INF))
+
+
+def log_binomial_row(m: torch.Tensor, width: int) -> torch.Tensor:
+    """``[..., width]``: ``log C(m, k)`` for ``k = 0..width-1`` (``-inf`` above ``m``), as the
+    running sum of ``log((m - j + 1) / j)``: accurate for any ``m`` (no ``lgamma``
+    cancellation) in a handful of operations. ``m``: ``[..., 1]`` whole numbers."""
+    m = m.to(torch.float64)
+    j = torch.arange(1, width, device=m.device, dtype=torch.float64)
+    ratio = ((m - j + 1) / j).clamp_min(1e-300)
+    steps = torch.where(j <= m, ratio.log(), torch.full_like(ratio, NEG_INF))
+    out = torch.cat([torch.zeros_like(m), steps.cumsum(-1)], -1)
+    return torch.where(torch.isnan(out), torch.full_like(out, NEG_INF), out)
 
 
 def log_binomial_pmf(k: torch.Tensor, m: torch.Tensor, log_p: torch.Tensor,

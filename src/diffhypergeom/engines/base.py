@@ -175,6 +175,7 @@ class Urn:
         self.population, self.draws, self.theta = population, draws, theta
         self.effective_population = m
         self.flip = flip
+        self._any_flip = bool(flip.any())
         m_float = m.to(torch.float64)
         # A(theta) = A_canonical + n * shift + [flip] sum_i m_i centred_i + n' * shift2
         self._offset = (draws.to(torch.float64) * shift + n.to(torch.float64) * shift2
@@ -192,6 +193,8 @@ class Urn:
 
     def _to_user(self, y: torch.Tensor) -> torch.Tensor:
         """Canonical counts ``[..., B, c]`` to the user's (``m - y`` where complemented)."""
+        if not self._any_flip:
+            return y
         m = self.effective_population.to(y.dtype)
         return torch.where(self.flip.unsqueeze(-1), m - y, y)
 

@@ -357,7 +357,9 @@ class FFTEngine(Engine):
 
     def merged_conditional(self, i: int, rows: torch.Tensor) -> Window:
         """The paper's Algorithm 1: class ``i`` against one merged class ``R = {i+1..c}`` with
-        ``m_R = sum m_j`` and ``w_R = sum w_j m_j / m_R``, a two-class urn per row."""
+        ``m_R = sum m_j`` and ``w_R = sum w_j m_j / m_R``. Row ``(b, r)`` is a two-class urn:
+        ``Bin(k; m_i, p_i) Bin(r - k; m_R, p_R)`` tilted at that row's own saddle point, over
+        the Bernstein window of ``k``."""
         length = self.n_max + 1
         urn, remaining = rows // length, rows % length
         m_rest = self.m[urn, i + 1 :]
@@ -365,9 +367,28 @@ class FFTEngine(Engine):
         weighted = logsumexp(self.theta[urn, i + 1 :] + m_rest.clamp_min(1e-300).log(), -1)
         theta_right = torch.where(m_right > 0, weighted - m_right.clamp_min(1).log(),
                                   torch.zeros_like(m_right))
-        population = torch.stack([self.population[urn, i], m_right.to(torch.int64)], -1)
+        m = torch.stack([self.m[urn, i], m_right], -1)
         theta = torch.stack([self.theta[urn, i], theta_right], -1)
-        return FFTEngine(population, remaining, theta).log_marginals()[0]
+        tau = solve_saddle(m, remaining.to(torch.float64), theta.detach())
+        z = theta + tau.unsqueeze(-1)
+        log_p, log_q = F.logsigmoid(z), F.logsigmoid(-z)
+        with torch.no_grad():
+            p = torch.sigmoid(z)
+            variance = m * p * (1 - p)
+            lam = LAMBDA + torch.log(2 + variance.sum(-1).sqrt())
+            t = tail_halfwidth(variance[:, 0].sqrt(), lam)
+            r = remaining.to(torch.float64)
+            lo = torch.maximum(torch.floor(m[:, 0] * p[:, 0] - t), (r - m[:, 1]).clamp_min(0))
+            hi = torch.minimum(torch.minimum(torch.ceil(m[:, 0] * p[:, 0] + t), m[:, 0]), r)
+            lo = torch.minimum(lo, hi).to(torch.int64)
+            width = int((hi - lo + 1).max()) if rows.numel() else 1
+        k = lo.unsqueeze(-1) + torch.arange(width, device=self.device)
+        terms = (log_binomial_pmf(k, m[:, :1], log_p[:, :1], log_q[:, :1])
+                 + log_binomial_pmf(remaining.unsqueeze(-1) - k, m[:, 1:], log_p[:, 1:],
+                                    log_q[:, 1:]))
+        norm = logsumexp(terms, -1)
+        norm = torch.where(torch.isfinite(norm), norm, torch.zeros_like(norm))
+        return Window(lo, terms - norm.unsqueeze(-1))
 
 
 def _merge_rows(window: Window, which: torch.Tensor, replacement: Window) -> Window:

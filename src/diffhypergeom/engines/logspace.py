@@ -19,7 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from diffhypergeom.engines.base import Engine, Window, checkpoint_if_large
-from diffhypergeom.special import NEG_INF, log_binomial, logsumexp, times_logit
+from diffhypergeom.special import (
+    NEG_INF,
+    log_binomial,
+    log_binomial_row,
+    logsumexp,
+    times_logit,
+)
 
 
 def _mul_truncated(a: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -83,9 +89,10 @@ class LogspaceEngine(Engine):
     def kernel(self, i: int) -> torch.Tensor:
         """``[B, K_i]``: ``log C(m_i, k) + k * theta_i``."""
         def compute():
-            k = self.degrees[: self.width(i)]
-            m = self.population[:, i : i + 1].to(torch.float64)
-            return log_binomial(m, k) + times_logit(k, self.theta[:, i : i + 1])
+            width = self.width(i)
+            k = self.degrees[:width]
+            log_c = log_binomial_row(self.population[:, i : i + 1], width)
+            return log_c + times_logit(k, self.theta[:, i : i + 1])
         return self._cached(("kernel", i), compute)
 
     @property
