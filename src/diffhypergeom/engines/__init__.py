@@ -10,7 +10,9 @@ one interface (``base.Engine``):
   costs about ``(n' + 1) * sum_i (min(m_i, n') + 1)`` log-space multiply-adds per urn
   (``n' = min(n, N - n)`` after the complement), the FFT engine about
   ``FFT_COST * c * (FFT_BASE + 2 t)`` where ``t`` is the Bernstein half-width of the widest
-  class (``~9 sigma_i``). ``auto`` never builds a table proportional to ``n * N``.
+  class (``~9 sigma_i``); batches whose log-space work is below ``TINY_WORK`` (``2^20``; a few
+  milliseconds either way) stay on the log-space engine without the estimates. ``auto`` never
+  builds a table proportional to ``n * N``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ _CLASSES: dict[str, type[Engine]] = {"logspace": LogspaceEngine, "fft": FFTEngin
 # fixed per-class overhead, calibrated with benchmarks/bench_engines.py on the 2-core CPU.
 FFT_COST = 40.0
 FFT_BASE = 1000.0
+# Batches whose log-space work is below this go to the log-space engine without estimates.
+TINY_WORK = 1 << 20
 
 
 def _canonical_size(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
@@ -66,6 +70,15 @@ def choose(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
     return "logspace" if costs["logspace"] <= costs["fft"] else "fft"
 
 
+def _tiny(population: torch.Tensor, draws: torch.Tensor) -> bool:
+    """Urns so small that the log-space tables are certainly the cheaper engine and fit (an
+    upper bound on their cost, in two reductions instead of the full estimates)."""
+    if draws.numel() == 0:
+        return True
+    bound = (int(draws.max()) + 1) * (int(population.sum(-1).max()) + population.shape[-1])
+    return bound * draws.numel() <= TINY_WORK
+
+
 def memory_limit(device: torch.device) -> int:
     """Bytes an engine may plan to use on ``device``: the device's total memory."""
     if device.type == "cuda":
@@ -85,6 +98,8 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
     device's memory."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine != "fft" and _tiny(population, draws):
+        return Urn(population, draws, theta, LogspaceEngine, complement)
     name = choose(population, draws, theta, complement) if engine == "auto" else engine
     m, n = _canonical_size(population, draws, theta, complement)
     module = _logspace if name == "logspace" else _fft

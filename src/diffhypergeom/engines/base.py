@@ -162,27 +162,30 @@ class Urn:
         has = m > 0
         total = m.sum(-1)
         flip = (2 * draws > total) if complement else torch.zeros_like(draws, dtype=torch.bool)
-        n = torch.where(flip, total - draws, draws)
+        any_flip = bool(flip.any())
         finite = torch.where(has, theta, torch.zeros_like(theta))
         low = torch.full_like(finite, NEG_INF)
         shift = torch.where(has, finite, low).detach().amax(-1)
         shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
         centred = torch.where(has, finite - shift.unsqueeze(-1), torch.zeros_like(finite))
-        signed = torch.where(flip.unsqueeze(-1), -centred, centred)
-        shift2 = torch.where(has, signed, low).detach().amax(-1)
-        shift2 = torch.where(torch.isfinite(shift2), shift2, torch.zeros_like(shift2))
-        canonical = torch.where(has, signed - shift2.unsqueeze(-1), torch.zeros_like(signed))
+        # A(theta) = A_canonical + n * shift + [flip] (sum_i m_i centred_i + n' * shift2)
+        self._offset = draws.to(torch.float64) * shift
+        self._x_shift = shift  # log_prob's gradient in x: natural minus canonical, per urn
+        n, canonical = draws, centred
+        if any_flip:
+            n = torch.where(flip, total - draws, draws)
+            signed = torch.where(flip.unsqueeze(-1), -centred, centred)
+            shift2 = torch.where(has, signed, low).detach().amax(-1)
+            shift2 = torch.where(torch.isfinite(shift2), shift2, torch.zeros_like(shift2))
+            canonical = torch.where(has, signed - shift2.unsqueeze(-1), torch.zeros_like(signed))
+            flipped = times_logit(m.to(torch.float64), centred).sum(-1) \
+                + n.to(torch.float64) * shift2
+            self._offset = self._offset + torch.where(flip, flipped, torch.zeros_like(shift))
+            self._x_shift = shift - shift2
         self.population, self.draws, self.theta = population, draws, theta
         self.effective_population = m
         self.flip = flip
-        self._any_flip = bool(flip.any())
-        m_float = m.to(torch.float64)
-        # A(theta) = A_canonical + n * shift + [flip] sum_i m_i centred_i + n' * shift2
-        self._offset = (draws.to(torch.float64) * shift + n.to(torch.float64) * shift2
-                        + torch.where(flip, times_logit(m_float, centred).sum(-1),
-                                      torch.zeros_like(shift)))
-        # log_prob's gradient in x: natural minus canonical (a constant per urn)
-        self._x_shift = shift - shift2
+        self._any_flip = any_flip
         self.engine = engine(m, n, canonical)
         self.connected = self.engine.connected
         self.batch, self.num_classes = population.shape
