@@ -6,14 +6,18 @@ figure of time against the urn size N for both engines with the crossover that `
     python benchmarks/bench_engines.py --device cuda        # on a GPU
     python benchmarks/bench_engines.py --figure docs/engines/time_vs_N.png
 
-Times are the best of ``--repeats`` runs after a warm-up; peak memory is the process's peak
-resident set above what it held before the case (``torch.cuda.max_memory_allocated`` on CUDA).
+Every row runs in a fresh interpreter. Times are the best of ``--repeats`` runs after a
+warm-up; peak memory is the process's peak resident set above what it held before the case,
+warm-up included (``torch.cuda.max_memory_allocated`` on CUDA).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -45,85 +49,102 @@ def _logits(classes: int, device: torch.device, scale: float = 0.5) -> torch.Ten
     return (scale * torch.randn(classes, generator=generator, dtype=torch.float64)).to(device)
 
 
-def table(args, device: torch.device) -> list[list[str]]:
-    rows = []
-
-    def add(case: str, engine: str, what: str, fn: Callable[[], object], target: str = "",
-            repeats: int | None = None) -> float:
-        try:
-            seconds, peak = timed(fn, device, args.repeats if repeats is None else repeats)
-        except ValueError as err:
-            rows.append([case, engine, what, "ValueError: " + str(err).split(";")[0], "", target])
-            print(rows[-1], flush=True)
-            return math.nan
-        rows.append([case, engine, what, f"{seconds:.4g}", f"{peak:,.0f}", target])
-        print(rows[-1], flush=True)
-        return seconds
-
-    # c = 100 classes of 1,000 balls, n = 10^4
-    pop = torch.full((100,), 1000, device=device)
-    logits = _logits(100, device)
+def cases(args, device: torch.device) -> list[tuple[str, str, str, Callable[[], object], str,
+                                                    int | None]]:
+    """``(case, engine, what, function, target, repeats)`` for every row of the table."""
+    out = []
+    pop100 = torch.full((100,), 1000, device=device)
+    logits100 = _logits(100, device)
 
     def normalizer(engine: str):
         def run():
-            theta = logits.clone().requires_grad_()
-            MFNCH(pop, 10_000, logits=theta, engine=engine).log_normalizer().backward()
+            theta = logits100.clone().requires_grad_()
+            MFNCH(pop100, 10_000, logits=theta, engine=engine).log_normalizer().backward()
         return run
-
-    case = "c=100 x 1,000 balls, n=10^4"
-    fft = add(case, "fft", "log_normalizer fwd+bwd", normalizer("fft"), "<= 0.2 s")
-    if not args.skip_slow:
-        slow = add(case, "logspace", "log_normalizer fwd+bwd", normalizer("logspace"),
-                   repeats=1)
-        rows.append([case, "", "ratio logspace / fft", f"{slow / fft:,.0f}x", "", ">= 100x"])
-    add(case, "fft", "2,000 exact samples",
-        lambda: MFNCH(pop, 10_000, logits=logits, engine="fft").sample((2000,)), "<= 2 s")
 
     def relaxed(permute: bool):
         def run():
-            theta = logits.clone().requires_grad_()
-            d = MFNCH(pop, 10_000, logits=theta, engine="fft")
+            theta = logits100.clone().requires_grad_()
+            d = MFNCH(pop100, 10_000, logits=theta, engine="fft")
             d.rsample((1000,), temperature=0.5, permute=permute).sum(0).pow(2).sum().backward()
         return run
 
-    add(case, "fft", "1,000 relaxed fwd+bwd, fixed order", relaxed(False), "<= 3 s")
-    add(case, "fft", "1,000 relaxed fwd+bwd, random order", relaxed(True), "<= 3 s")
+    case = "c=100 x 1,000 balls, n=10^4"
+    out.append((case, "fft", "log_normalizer fwd+bwd", normalizer("fft"), "<= 0.2 s", None))
+    if not args.skip_slow:
+        out.append((case, "logspace", "log_normalizer fwd+bwd", normalizer("logspace"), "", 1))
+    out.append((case, "fft", "2,000 exact samples",
+                lambda: MFNCH(pop100, 10_000, logits=logits100, engine="fft").sample((2000,)),
+                "<= 2 s", None))
+    out.append((case, "fft", "1,000 relaxed fwd+bwd, fixed order", relaxed(False), "<= 3 s",
+                None))
+    out.append((case, "fft", "1,000 relaxed fwd+bwd, random order", relaxed(True), "<= 3 s",
+                None))
 
-    # c = 1,000 classes of 10^4 balls, n = 3 * 10^6
-    pop = torch.full((1000,), 10_000, device=device)
-    logits = _logits(1000, device)
-    case = "c=1,000 x 10^4 balls, n=3*10^6"
+    pop1000 = torch.full((1000,), 10_000, device=device)
+    logits1000 = _logits(1000, device)
 
     def big(engine: str):
         def run():
-            d = MFNCH(pop, 3_000_000, logits=logits, engine=engine)
+            d = MFNCH(pop1000, 3_000_000, logits=logits1000, engine=engine)
             return d.log_normalizer(), d.mean
         return run
 
-    add(case, "fft", "log_normalizer + mean", big("fft"), "<= 5 s, < 2 GB", repeats=1)
-    add(case, "logspace", "log_normalizer + mean", big("logspace"), repeats=1)
+    case = "c=1,000 x 10^4 balls, n=3*10^6"
+    out.append((case, "fft", "log_normalizer + mean", big("fft"), "<= 5 s, < 2 GB", None))
+    out.append((case, "logspace", "log_normalizer + mean", big("logspace"), "", 1))
 
-    # two classes of 10^6 balls, against scipy
-    pop = torch.tensor([10**6, 10**6], device=device)
-    theta = torch.tensor([0.0, 0.3], dtype=torch.float64, device=device)
+    pop2 = torch.tensor([10**6, 10**6], device=device)
+    theta2 = torch.tensor([0.0, 0.3], dtype=torch.float64, device=device)
     for n in (10**6, 2 * 10**6 - 5):
         case = f"m=[10^6, 10^6], n={n:,}"
         x = torch.tensor([n // 2 + 1, n - n // 2 - 1], device=device)
-        d = MFNCH(pop, n, logits=theta)
-        engine = d.engine_name
-        add(case, engine, "mean", lambda n=n: MFNCH(pop, n, logits=theta).mean, "<= 1 s")
-        add(case, engine, "log_prob", lambda n=n, x=x: MFNCH(pop, n, logits=theta).log_prob(x),
-            "<= 1 s")
+        engine = MFNCH(pop2, n, logits=theta2).engine_name
+        out.append((case, engine, "mean", lambda n=n: MFNCH(pop2, n, logits=theta2).mean,
+                    "<= 1 s", None))
+        out.append((case, engine, "log_prob",
+                    lambda n=n, x=x: MFNCH(pop2, n, logits=theta2).log_prob(x), "<= 1 s", None))
         if n == 10**6:
-            add(case, "logspace", "mean", lambda n=n: MFNCH(pop, n, logits=theta,
-                                                            engine="logspace").mean)
+            out.append((case, "logspace", "mean",
+                        lambda n=n: MFNCH(pop2, n, logits=theta2, engine="logspace").mean, "",
+                        None))
         try:
             from scipy.stats import nchypergeom_fisher
         except ImportError:
             continue
         law = nchypergeom_fisher(2 * 10**6, 10**6, n, math.exp(-0.3))
-        add(case, "scipy", "mean", law.mean)
-        add(case, "scipy", "logpmf", lambda law=law, x=x: law.logpmf(int(x[0])))
+        out.append((case, "scipy", "mean", law.mean, "", None))
+        out.append((case, "scipy", "logpmf", lambda law=law, x=x: law.logpmf(int(x[0])), "",
+                    None))
+    return out
+
+
+def run_row(args, device: torch.device, index: int) -> list[str]:
+    """Row ``index`` of the table, measured in this process."""
+    case, engine, what, fn, target, repeats = cases(args, device)[index]
+    try:
+        seconds, peak = timed(fn, device, args.repeats if repeats is None else repeats)
+    except ValueError as err:
+        return [case, engine, what, "ValueError: " + str(err).split(";")[0], "", target]
+    return [case, engine, what, f"{seconds:.4g}", f"{peak:,.0f}", target]
+
+
+def table(args, device: torch.device) -> list[list[str]]:
+    """Every row in a fresh interpreter, so that its peak memory is its own (an allocator keeps
+    what an earlier case freed, which hides a later case's peak)."""
+    rows = []
+    for index in range(len(cases(args, device))):
+        command = [sys.executable, __file__, "--row", str(index), "--device", args.device,
+                   "--repeats", str(args.repeats)] + (["--skip-slow"] if args.skip_slow else [])
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"row {index} failed:\n{done.stderr[-2000:]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+        if rows[-1][2] == "log_normalizer fwd+bwd" and rows[-1][1] == "logspace":
+            fft = float(rows[-2][3])
+            rows.append([rows[-1][0], "", "ratio logspace / fft",
+                         f"{float(rows[-1][3]) / fft:,.0f}x", "", ">= 100x"])
     return rows
 
 
@@ -188,10 +209,14 @@ def main() -> None:
                         help="largest N timed with the log-space engine in the sweep")
     parser.add_argument("--figure", default="docs/engines/time_vs_N.png",
                         help="where to write the figure")
+    parser.add_argument("--row", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but torch.cuda.is_available() is False")
     device = torch.device(args.device)
+    if args.row is not None:
+        print(json.dumps(run_row(args, device, args.row)))
+        return
     rows = table(args, device)
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {device}\n")
     header = ["case", "engine", "what", "seconds", "peak MiB", "target"]
