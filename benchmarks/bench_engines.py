@@ -18,30 +18,18 @@ import json
 import math
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import torch
 
 from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
-from diffhypergeom.benchmarking import _peak, _reset_peak
+from diffhypergeom.benchmarking import _timed
 from diffhypergeom.engines import choose
 
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
     """Best seconds over ``repeats`` calls after a warm-up, and the peak MiB above the start."""
-    base = _reset_peak(device)
-    fn()
-    best = math.inf
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best, max(_peak(device) - base, 0.0)
+    return _timed(fn, device, repeats, reduce=min)
 
 
 def _logits(classes: int, device: torch.device, scale: float = 0.5) -> torch.Tensor:

@@ -76,9 +76,10 @@ def _peak(device: torch.device) -> float:
     return _proc_status("VmHWM")
 
 
-def _timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
-    """Median seconds over ``repeats`` calls after one warm-up, and peak memory (MiB above
-    the level before the warm-up) over all calls."""
+def _timed(fn: Callable[[], object], device: torch.device, repeats: int,
+           reduce: Callable[[list[float]], float] = statistics.median) -> tuple[float, float]:
+    """``reduce`` (default: the median) of the seconds of ``repeats`` calls after one warm-up,
+    and peak memory (MiB above the level before the warm-up) over all calls."""
     base = _reset_peak(device)
     fn()
     seconds = []
@@ -90,7 +91,7 @@ def _timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tupl
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), max(_peak(device) - base, 0.0)
+    return reduce(seconds), max(_peak(device) - base, 0.0)
 
 
 def _logits(case: BenchCase, device: torch.device) -> torch.Tensor:
