@@ -35,7 +35,18 @@ def as_count_tensor(value: TensorLike, name: str, device: torch.device | None = 
 
 
 def as_float_tensor(value: TensorLike, name: str) -> torch.Tensor:
-    tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    """A real floating tensor (integers are converted to the default dtype); complex, boolean
+    and non-numeric input is rejected (a complex weight would otherwise lose its imaginary
+    part silently)."""
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be a real tensor of shape [..., c], got {value!r}")
+    try:
+        tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{name} must be a real tensor of shape [..., c], got {value!r}"
+                         ) from err
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise ValueError(f"{name} must be real numbers, got dtype {tensor.dtype}")
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.get_default_dtype())
     return tensor
@@ -67,6 +78,30 @@ def broadcast_batch(*shapes: torch.Size, names: Sequence[str]) -> torch.Size:
 
 
 def check_positive(value: float | torch.Tensor, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
+        raise ValueError(f"{name} must be a float or a real tensor, finite and > 0, got "
+                         f"{value!r}")
     tensor = torch.as_tensor(value)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise ValueError(f"{name} must be real, got dtype {tensor.dtype}")
     if not bool(torch.isfinite(tensor).all()) or bool((tensor <= 0).any()):
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+
+
+def check_bool(value, name: str) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+# Counts are handled as float64 inside the engines: totals must be exact there.
+MAX_TOTAL = 2**53
+
+
+def check_total(population: torch.Tensor) -> None:
+    """``population.sum(-1)`` must not overflow int64 and must be exact in float64."""
+    if population.numel() == 0:
+        return
+    total = population.to(torch.float64).sum(-1)
+    if bool((total > MAX_TOTAL).any()):
+        raise ValueError(f"population.sum(-1) must be <= 2**53 (counts are exact float64 "
+                         f"integers), got {float(total.max()):.3g}")

@@ -23,8 +23,10 @@ from diffhypergeom.checks import (
     as_count_tensor,
     as_float_tensor,
     broadcast_batch,
+    check_bool,
     check_logits,
     check_positive,
+    check_total,
     check_weights,
 )
 from diffhypergeom.engines import ENGINES, Urn, build
@@ -96,15 +98,22 @@ class MultivariateFisherNCHypergeometric(Distribution):
     ):
         if (logits is None) == (weights is None):
             raise ValueError("pass exactly one of logits or weights")
+        checking = (Distribution._validate_args if validate_args is None
+                    else bool(validate_args))
         if logits is not None:
             logits = as_float_tensor(logits, "logits")
-            check_logits(logits)
+            if checking:
+                check_logits(logits)
         else:
             weights = as_float_tensor(weights, "weights")
-            check_weights(weights)
-            logits = weights.log()
+            if checking:
+                check_weights(weights)
+            logits = _log_weights(weights)
         if logits.dim() == 0:
             raise ValueError("logits/weights must have a class dimension: shape [..., c]")
+        if logits.shape[-1] == 0:
+            raise ValueError("logits/weights must have at least one class (shape [..., c] "
+                             "with c >= 1)")
         population = as_count_tensor(population, "population", logits.device)
         if population.dim() == 0:
             raise ValueError("population must have a class dimension: shape [..., c]")
@@ -113,9 +122,10 @@ class MultivariateFisherNCHypergeometric(Distribution):
                 f"population has {population.shape[-1]} classes (last dim) but logits/weights "
                 f"have {logits.shape[-1]}")
         draws = as_count_tensor(draws, "draws", logits.device)
-        if method not in METHODS:
+        if not isinstance(method, str) or method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if engine not in ENGINES:
+        check_bool(hard, "hard")
+        if not isinstance(engine, str) or engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         check_positive(temperature, "temperature")
         num_classes = logits.shape[-1]
@@ -124,7 +134,9 @@ class MultivariateFisherNCHypergeometric(Distribution):
         self.population = population.expand(batch_shape + (num_classes,))
         self.draws = draws.expand(batch_shape)
         self.logits = logits.expand(batch_shape + (num_classes,))
-        self._check_feasible()
+        if checking:
+            check_total(self.population)
+            self._check_feasible()
         self.temperature = temperature
         self.hard = hard
         self.method = method
@@ -219,6 +231,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
         (torch validates by default); straight-through counts (``hard=True``) are integers.
         """
         value = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        if value.dtype == torch.bool or value.is_complex():
+            raise ValueError(f"value must hold real counts, got dtype {value.dtype}")
         if value.dim() == 0 or value.shape[-1] != self.num_classes:
             raise ValueError(f"value must have shape [..., {self.num_classes}] (the classes "
                              f"last), got {tuple(value.shape)}")
@@ -357,7 +371,10 @@ class MultivariateFisherNCHypergeometric(Distribution):
         temperature = self.temperature if temperature is None else temperature
         check_positive(temperature, "temperature")
         hard = self.hard if hard is None else hard
+        check_bool(hard, "hard")
+        check_bool(permute, "permute")
         sample_shape = torch.Size(sample_shape)
+        temperature = self._per_draw(temperature, sample_shape)
         dist, inverse = self._permuted(permute)
         urn = dist._urn()
         width = int(self.population.max()) + 1 if _with_vectors else None
@@ -365,9 +382,11 @@ class MultivariateFisherNCHypergeometric(Distribution):
                 * max(sample_shape.numel(), 1) > MAX_DENSE:
             raise ValueError(f"rsample_detailed's one-hot vectors would hold {width:,} counts "
                              f"per class and sample; use rsample for urns this large")
+        _check_exact_in(self.logits.dtype, self.draws)
         counts, vectors, log_prob = rsample_sequential(
             dist._conditional_fn(urn), urn.engine.draws, self.num_classes,
-            sample_shape.numel(), temperature, hard, self.logits.dtype, width)
+            sample_shape.numel(), temperature, hard, self.logits.dtype, width,
+            urn.effective_population)
         counts = urn._to_user(counts)
         if vectors is not None and urn._any_flip:
             vectors = _flip_vectors(vectors, urn)
@@ -380,6 +399,23 @@ class MultivariateFisherNCHypergeometric(Distribution):
         return RelaxedDraw(counts, self._unflatten(vectors, sample_shape,
                                                    (self.num_classes, width)),
                            self._unflatten(log_prob, sample_shape))
+
+    def _per_draw(self, temperature: float | torch.Tensor, sample_shape: torch.Size
+                  ) -> float | torch.Tensor:
+        """A tensor temperature broadcast to ``sample_shape + batch_shape`` and laid out as the
+        samplers' ``[S, B, 1]``."""
+        if not isinstance(temperature, torch.Tensor) or temperature.dim() == 0:
+            return temperature
+        shape = sample_shape + self.batch_shape
+        try:
+            expanded = temperature.expand(torch.broadcast_shapes(temperature.shape, shape))
+        except RuntimeError as err:
+            raise ValueError(f"temperature of shape {tuple(temperature.shape)} must broadcast "
+                             f"with sample_shape + batch_shape {tuple(shape)}") from err
+        if expanded.shape != shape:
+            raise ValueError(f"temperature of shape {tuple(temperature.shape)} must broadcast "
+                             f"to sample_shape + batch_shape {tuple(shape)}")
+        return expanded.reshape(sample_shape.numel(), self.batch_shape.numel(), 1)
 
     def __repr__(self) -> str:
         return (f"MultivariateFisherNCHypergeometric(batch_shape={tuple(self.batch_shape)}, "
@@ -397,3 +433,19 @@ def _flip_vectors(vectors: torch.Tensor, urn: Urn) -> torch.Tensor:
     flipped = vectors.gather(-1, index.clamp(0, width - 1).expand_as(vectors))
     flipped = torch.where(inside, flipped, torch.zeros_like(flipped))
     return torch.where(urn.flip.view(-1, 1, 1), flipped, vectors)
+
+
+def _log_weights(weights: torch.Tensor) -> torch.Tensor:
+    """``log w`` with ``-inf`` for ``w = 0`` and a zero (not NaN) gradient there: the law does
+    not depend on a weight that is exactly zero (nor, to first order, on one that underflowed)."""
+    positive = weights > 0
+    safe = torch.where(positive, weights, torch.ones_like(weights))
+    return torch.where(positive, safe.log(), torch.full_like(weights, NEG_INF))
+
+
+def _check_exact_in(dtype: torch.dtype, draws: torch.Tensor) -> None:
+    """Relaxed counts come in the logits' dtype: it must hold every count up to ``draws``."""
+    largest = int(round(2 / torch.finfo(dtype).eps))
+    if draws.numel() and int(draws.max()) > largest:
+        raise ValueError(f"draws={int(draws.max())} cannot be represented exactly in {dtype} "
+                         f"(whole numbers up to {largest}); pass float32 or float64 logits")

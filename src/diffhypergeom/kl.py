@@ -16,18 +16,21 @@ from diffhypergeom.special import times_logit
 @register_kl(MultivariateFisherNCHypergeometric, MultivariateFisherNCHypergeometric)
 def kl_mfnch_mfnch(p: MultivariateFisherNCHypergeometric, q: MultivariateFisherNCHypergeometric
                    ) -> torch.Tensor:
-    """``[...]``: exact ``KL(p || q)``; ``p`` and ``q`` must share population and draws."""
-    try:
-        same_urn = bool((p.population == q.population).all()) and bool(
-            (p.draws == q.draws).all())
-    except RuntimeError:
-        same_urn = False
-    if not same_urn:
+    """``[...]``: exact ``KL(p || q)``; ``p`` and ``q`` must share population and draws.
+    Computed in float64 from both distributions' float64 log-normalisers and ``p``'s mean, and
+    returned in the promoted dtype of their logits."""
+    if p.batch_shape != q.batch_shape or p.event_shape != q.event_shape:
+        raise ValueError(f"kl_divergence needs equal batch and event shapes, got "
+                         f"{tuple(p.batch_shape)} + {tuple(p.event_shape)} and "
+                         f"{tuple(q.batch_shape)} + {tuple(q.event_shape)}")
+    if not (bool((p.population == q.population).all()) and bool((p.draws == q.draws).all())):
         raise ValueError("kl_divergence needs two distributions with the same population and "
                          "draws (only the weights may differ)")
+    p_urn, q_urn = p._urn(), q._urn()
     difference = q.logits.to(torch.float64) - p.logits.to(torch.float64)
-    mean = p.mean.to(torch.float64)
+    mean = p_urn.moments()[0].reshape(difference.shape)
     # classes p never draws contribute nothing, whatever q's weight
     inner = times_logit(mean, torch.where(mean == 0, 0.0, difference)).sum(-1)
-    kl = q.log_normalizer().to(torch.float64) - p.log_normalizer().to(torch.float64) - inner
+    kl = (q_urn.log_normalizer.reshape(p.batch_shape)
+          - p_urn.log_normalizer.reshape(p.batch_shape) - inner)
     return kl.to(torch.promote_types(p.logits.dtype, q.logits.dtype))

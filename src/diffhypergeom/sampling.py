@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from diffhypergeom.engines.base import Window
+from diffhypergeom.special import NEG_INF
 
 # conditional(i, rows) -> Window over k of log p(x_i = k | row), rows = b * (n_max + 1) + r
 ConditionalFn = Callable[[int, torch.Tensor], Window]
@@ -88,7 +89,12 @@ def sample_sequential(
         target = position.to(torch.float64) + torch.rand(
             num_samples, batch, dtype=torch.float64, device=draws.device)
         found = torch.searchsorted(flat, target.reshape(-1), right=True).view_as(remaining)
-        k = (found - position * width).clamp_(0, width - 1)
+        # j + u can round up to j + 1 and land in the next row: take this row's last count of
+        # positive probability instead (where u -> 1 belongs)
+        last_positive = torch.where(torch.isfinite(table), torch.arange(width, device=table.device),
+                                    0).amax(-1)
+        k = torch.minimum((found - position * width).clamp_(0, width - 1),
+                          last_positive[position])
         if bool(window.offset.any()):
             k += window.offset[position]
         counts[..., i] = k
@@ -113,6 +119,7 @@ def rsample_sequential(
     hard: bool,
     dtype: torch.dtype,
     one_hot_width: int | None = None,
+    population: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Gumbel-softmax over each conditional (straight-through when ``hard``).
 
@@ -120,7 +127,13 @@ def rsample_sequential(
     noise ``g``; the hard count is ``argmax(alpha + g)`` (an exact draw from the conditional)
     and the relaxed count ``sum_k k y_k`` (``hard``: the hard count forward, the relaxed
     gradient backward). The balls left for the next class follow the hard count; the last class
-    is ``draws - sum`` of the others.
+    is ``draws - sum`` of the others. Relaxed counts (``hard=False``) that leave the box
+    ``0 <= x_i <= m_i`` (the last class can: it absorbs the others' relaxation) are projected
+    onto ``{0 <= x_i <= m_i, sum x = n}`` (Euclidean; needs ``population``).
+
+    Computes in at least float32 (the Gumbel noise and the softmax lose the draw's exactness in
+    half precision) and returns ``dtype``; forward counts are exact whenever ``dtype`` holds
+    ``draws`` exactly.
 
     Returns:
         counts ``[S, B, c]``; if ``one_hot_width`` is given also the one-hot vectors
@@ -128,6 +141,7 @@ def rsample_sequential(
     """
     batch = draws.shape[0]
     rows_per_urn = int(draws.max()) + 1 if batch else 1
+    output, dtype = dtype, torch.promote_types(dtype, torch.float32)
     detailed = one_hot_width is not None
     remaining = draws.unsqueeze(0).expand(num_samples, batch).clone()
     counts, vectors, hard_counts, deltas = [], [], [], []
@@ -139,7 +153,11 @@ def rsample_sequential(
         width = table.shape[-1]
         offset = window.offset[position]
         alpha = F.embedding(position, table)
-        scaled = (alpha - _neg_gumbel_like(alpha)) / temperature
+        # -inf terms stay out of the arithmetic (their gradient in a learnable temperature
+        # would be inf * 0)
+        feasible = torch.isfinite(alpha)
+        noisy = torch.where(feasible, alpha - _neg_gumbel_like(alpha), torch.zeros_like(alpha))
+        scaled = torch.where(feasible, noisy / temperature, torch.full_like(alpha, NEG_INF))
         j_hard = scaled.argmax(-1)
         k_hard = j_hard + offset
         soft = torch.softmax(scaled, dim=-1)
@@ -161,10 +179,38 @@ def rsample_sequential(
     last = draws.to(dtype) - sum(counts) if counts else draws.to(dtype).expand(num_samples, batch)
     counts.append(last)
     out = torch.stack(counts, dim=-1)
+    if not hard and population is not None:
+        out = project_to_support_hull(out, population.to(dtype), draws.to(dtype))
     if not detailed:
-        return out, None, None
+        return out.to(output), None, None
     vectors.append(_last_class_vector(remaining, hard_counts, deltas, one_hot_width, dtype))
-    return out, torch.stack(vectors, dim=-2), log_prob
+    return out.to(output), torch.stack(vectors, dim=-2).to(output), log_prob.to(output)
+
+
+def project_to_support_hull(y: torch.Tensor, upper: torch.Tensor, total: torch.Tensor
+                            ) -> torch.Tensor:
+    """Euclidean projection of ``y [S, B, c]`` (rows summing to ``total [B]``) onto
+    ``{0 <= x <= upper [B, c], sum x = total}``: ``x = clip(y - lam, 0, upper)`` with the
+    scalar ``lam`` found by bisection; differentiable (``lam`` moves with the free entries).
+    Rows already inside are returned unchanged."""
+    outside = ((y < 0) | (y > upper)).any(-1)
+    if not bool(outside.any()):
+        return y
+    with torch.no_grad():
+        lo = (y - upper).amin(-1)
+        hi = y.amax(-1)
+        for _ in range(100):
+            mid = 0.5 * (lo + hi)
+            above = (y - mid.unsqueeze(-1)).clamp(min=0).minimum(upper).sum(-1) > total
+            lo, hi = torch.where(above, mid, lo), torch.where(above, hi, mid)
+        lam = 0.5 * (lo + hi)
+        shifted = y - lam.unsqueeze(-1)
+        free = (shifted > 0) & (shifted < upper)
+    count = free.sum(-1).clamp_min(1).to(y.dtype)
+    moving = torch.where(free, y - y.detach(), torch.zeros_like(y)).sum(-1) / count
+    lam = lam + moving
+    x = (y - lam.unsqueeze(-1)).clamp(min=0).minimum(upper)
+    return torch.where(outside.unsqueeze(-1), x, y)
 
 
 def _dense(values: torch.Tensor, offset: torch.Tensor, width: int) -> torch.Tensor:

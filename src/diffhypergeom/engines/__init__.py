@@ -12,7 +12,8 @@ one interface (``base.Engine``):
   ``FFT_COST * c * (FFT_BASE + 2 t)`` where ``t`` is the Bernstein half-width of the widest
   class (``~9 sigma_i``); batches whose log-space work is below ``TINY_WORK`` (``2^20``; a few
   milliseconds either way) stay on the log-space engine without the estimates. ``auto`` never
-  builds a table proportional to ``n * N``.
+  builds a table proportional to ``n * N``. Urns whose logits spread so far that the log-space
+  tables would lose digits (``(max - min logit) * n > 1e6``) go to the FFT engine.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ FFT_COST = 40.0
 FFT_BASE = 1000.0
 # Batches whose log-space work is below this go to the log-space engine without estimates.
 TINY_WORK = 1 << 20
+# The log-space tables add and subtract log-weights as large as (logit spread) * draws; above
+# LOGSPACE_MAGNITUDE their rounding (eps times that) exceeds 1e-10, and "auto" takes the FFT
+# engine, which works with tilted probabilities instead. Above MAX_MAGNITUDE float64 overflows.
+LOGSPACE_MAGNITUDE = 1e6
+MAX_MAGNITUDE = 1e290
 
 
 def _canonical_size(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
@@ -70,6 +76,19 @@ def choose(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
     return "logspace" if costs["logspace"] <= costs["fft"] else "fft"
 
 
+def _logit_magnitude(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor
+                     ) -> float:
+    """Largest ``(max - min logit over the classes that can be drawn) * draws`` in the batch:
+    the size of the log-weights the log-space tables add and subtract."""
+    if theta.numel() == 0:
+        return 0.0
+    usable = (theta > float("-inf")) & (population > 0)
+    top = torch.where(usable, theta, torch.full_like(theta, float("-inf"))).amax(-1)
+    bottom = torch.where(usable, theta, torch.full_like(theta, float("inf"))).amin(-1)
+    spread = torch.where(usable.any(-1), top - bottom, torch.zeros_like(top))
+    return float((spread.detach() * draws.to(spread.dtype)).max())
+
+
 def _tiny(population: torch.Tensor, draws: torch.Tensor) -> bool:
     """Urns so small that the log-space tables are certainly the cheaper engine and fit (an
     upper bound on their cost, in two reductions instead of the full estimates)."""
@@ -98,9 +117,18 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
     device's memory."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if engine != "fft" and _tiny(population, draws):
+    magnitude = _logit_magnitude(population, draws, theta)
+    if magnitude > MAX_MAGNITUDE:
+        raise ValueError(f"logit differences times draws reach {magnitude:.3g}: beyond "
+                         f"{MAX_MAGNITUDE:.0e} the computation overflows float64; bring the "
+                         f"logits closer together (only their differences matter)")
+    precise = magnitude <= LOGSPACE_MAGNITUDE
+    if engine == "auto" and not precise:
+        name = "fft"
+    elif engine != "fft" and _tiny(population, draws):
         return Urn(population, draws, theta, LogspaceEngine, complement)
-    name = choose(population, draws, theta, complement) if engine == "auto" else engine
+    else:
+        name = choose(population, draws, theta, complement) if engine == "auto" else engine
     m, n = _canonical_size(population, draws, theta, complement)
     module = _logspace if name == "logspace" else _fft
     needed, limit = module.estimated_bytes(m, n), memory_limit(theta.device)
