@@ -100,6 +100,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             raise ValueError("pass exactly one of logits or weights")
         checking = (Distribution._validate_args if validate_args is None
                     else bool(validate_args))
+        zero_weights = False
         if logits is not None:
             logits = as_float_tensor(logits, "logits")
             if checking:
@@ -109,6 +110,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             if checking:
                 check_weights(weights)
             logits = _log_weights(weights)
+            zero_weights = bool((weights == 0).any())
         if logits.dim() == 0:
             raise ValueError("logits/weights must have a class dimension: shape [..., c]")
         if logits.shape[-1] == 0:
@@ -141,8 +143,12 @@ class MultivariateFisherNCHypergeometric(Distribution):
         self.hard = hard
         self.method = method
         self.engine = engine
+        self._zero_weights = zero_weights
         self._urn_cache: Urn | None = None
         super().__init__(batch_shape, torch.Size((num_classes,)), validate_args=validate_args)
+        # choose the engine now (it reads the urn's sizes and logits), so that compiled or
+        # transformed code later finds it made; its tables are still computed on first use
+        self._urn()
 
     def _check_feasible(self) -> None:
         total = self.population.sum(-1)
@@ -172,6 +178,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         new.population, new.draws, new.logits = population, draws, logits
         new.temperature, new.hard, new.method = self.temperature, self.hard, self.method
         new.engine = self.engine
+        new._zero_weights = self._zero_weights
         new._urn_cache = None
         super(MultivariateFisherNCHypergeometric, new).__init__(
             draws.shape, self.event_shape, validate_args=False)
@@ -203,7 +210,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
     def _build_urn(self, theta: torch.Tensor) -> Urn:
         flat, c = self.batch_shape.numel(), self.num_classes
         return build(self.engine, self.population.reshape(flat, c), self.draws.reshape(flat),
-                     theta.reshape(flat, c), complement=self.method == "exact")
+                     theta.reshape(flat, c), complement=self.method == "exact",
+                     zero_weights=self._zero_weights)
 
     @property
     def engine_name(self) -> str:
@@ -329,6 +337,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
                                    self.logits[..., order])
         return permuted, torch.argsort(order)
 
+    @torch.compiler.disable
     def sample(self, sample_shape: Sequence[int] = torch.Size(), permute: bool = False
                ) -> torch.Tensor:
         """Exact draws (for ``method="exact"``), int64 ``[*sample_shape, *batch, c]``.
@@ -362,6 +371,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         return self.rsample_detailed(sample_shape, temperature, hard, permute,
                                      _with_vectors=False).counts
 
+    @torch.compiler.disable
     def rsample_detailed(self, sample_shape: Sequence[int] = torch.Size(),
                          temperature: float | torch.Tensor | None = None,
                          hard: bool | None = None, permute: bool = True,

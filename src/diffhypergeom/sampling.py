@@ -6,6 +6,12 @@ log-probabilities over ``k = offset + j``), where ``r`` is the number of balls s
 last class takes what is left. Only the rows that some sample visits are computed, once each,
 and shared by all samples in them. Per sample the work is the width of the windows: ``O(m_i)``
 with the log-space engine, ``O(sigma_i)`` with the FFT engine.
+
+``sample`` and ``rsample`` run eagerly inside ``torch.compile``d code (the distribution's methods
+are ``torch.compiler.disable``d): which rows exist depends on the draws, and Inductor (torch
+2.13) fails on the relaxed sampler's surroundings with an internal pattern-matcher error
+(``BackendCompilerFailed ... slice_shape``). Under ``torch.func``
+transforms they compute every row instead of the visited ones.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from diffhypergeom.engines.base import Window
+from diffhypergeom.engines.base import Window, readable
 from diffhypergeom.special import NEG_INF
 
 # conditional(i, rows) -> Window over k of log p(x_i = k | row), rows = b * (n_max + 1) + r
@@ -30,6 +36,8 @@ def _visited_rows(remaining: torch.Tensor, rows_per_urn: int
     urn = torch.arange(remaining.shape[1], device=remaining.device) * rows_per_urn
     flat = urn + remaining
     num_rows = remaining.shape[1] * rows_per_urn
+    if not readable(remaining):  # under torch.func: every row, no data-dependent shapes
+        return torch.arange(num_rows, device=remaining.device), flat
     if num_rows > 4 * flat.numel() + 4096:  # sparse: sorting the samples' rows is cheaper
         return torch.unique(flat, return_inverse=True)
     # dense: a presence mask over all rows, O(samples + rows) (torch.unique sorts)
@@ -106,8 +114,8 @@ def sample_sequential(
 def _neg_gumbel_like(x: torch.Tensor) -> torch.Tensor:
     """``log(-log u)`` for ``u ~ U(0, 1)``, i.e. minus a standard Gumbel variable. ``u`` is kept
     away from 0 so that the noise is finite."""
-    u = torch.rand_like(x).clamp_(min=torch.finfo(x.dtype).tiny)
-    return u.log_().neg_().log_()
+    u = torch.rand_like(x).clamp(min=torch.finfo(x.dtype).tiny)
+    return u.log().neg().log()
 
 
 def rsample_sequential(
@@ -194,7 +202,7 @@ def project_to_support_hull(y: torch.Tensor, upper: torch.Tensor, total: torch.T
     scalar ``lam`` found by bisection; differentiable (``lam`` moves with the free entries).
     Rows already inside are returned unchanged."""
     outside = ((y < 0) | (y > upper)).any(-1)
-    if not bool(outside.any()):
+    if readable(outside) and not bool(outside.any()):
         return y
     with torch.no_grad():
         lo = (y - upper).amin(-1)

@@ -85,7 +85,7 @@ def log_binomial(m: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     a = torch.minimum(k, m - k)
     b = m - a
     large = b >= _STIRLING_FROM
-    if not bool(large.any()):
+    if not torch.compiler.is_compiling() and not bool(large.any()):
         value = torch.lgamma(m + 1) - torch.lgamma(k + 1) - torch.lgamma(m - k + 1)
         return torch.where(inside, value, torch.full_like(value, NEG_INF))
     # small urns: plain lgamma (no large cancellation below 30)

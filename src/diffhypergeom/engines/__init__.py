@@ -25,6 +25,7 @@ import torch
 from diffhypergeom.engines import fft as _fft
 from diffhypergeom.engines import logspace as _logspace
 from diffhypergeom.engines.base import Engine, Urn, Window
+from diffhypergeom.engines.base import readable as _readable
 from diffhypergeom.engines.fft import FFTEngine
 from diffhypergeom.engines.logspace import LogspaceEngine
 
@@ -45,17 +46,19 @@ MAX_MAGNITUDE = 1e290
 
 
 def _canonical_size(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
-                    complement: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    m = torch.where(theta > float("-inf"), population, torch.zeros_like(population))
+                    complement: bool, zero_weights: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    m = torch.where(theta > float("-inf"), population, torch.zeros_like(population)) \
+        if zero_weights else population
     total = m.sum(-1)
     n = torch.minimum(draws, total - draws) if complement else draws
     return m, n
 
 
 def estimated_costs(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
-                    complement: bool = True) -> dict[str, float]:
+                    complement: bool = True, zero_weights: bool = True) -> dict[str, float]:
     """Work estimates (in log-space multiply-adds) of both engines for a flat batch."""
-    m, n = _canonical_size(population, draws, theta, complement)
+    m, n = _canonical_size(population, draws, theta, complement, zero_weights)
     n_col = n.unsqueeze(-1).to(torch.float64)
     mf = m.to(torch.float64)
     logspace = ((n_col[..., 0] + 1) * (torch.minimum(mf, n_col) + 1).sum(-1)).sum()
@@ -70,9 +73,9 @@ def estimated_costs(population: torch.Tensor, draws: torch.Tensor, theta: torch.
 
 
 def choose(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
-           complement: bool = True) -> str:
+           complement: bool = True, zero_weights: bool = True) -> str:
     """The engine ``"auto"`` takes: the one with the smaller estimated cost."""
-    costs = estimated_costs(population, draws, theta, complement)
+    costs = estimated_costs(population, draws, theta, complement, zero_weights)
     return "logspace" if costs["logspace"] <= costs["fft"] else "fft"
 
 
@@ -86,7 +89,11 @@ def _logit_magnitude(population: torch.Tensor, draws: torch.Tensor, theta: torch
     top = torch.where(usable, theta, torch.full_like(theta, float("-inf"))).amax(-1)
     bottom = torch.where(usable, theta, torch.full_like(theta, float("inf"))).amin(-1)
     spread = torch.where(usable.any(-1), top - bottom, torch.zeros_like(top))
-    return float((spread.detach() * draws.to(spread.dtype)).max())
+    magnitude = (spread.detach() * draws.to(spread.dtype)).max()
+    try:
+        return float(magnitude)
+    except RuntimeError:  # under torch.func transforms the logits' values cannot be read
+        return 0.0
 
 
 def _tiny(population: torch.Tensor, draws: torch.Tensor) -> bool:
@@ -109,14 +116,21 @@ def memory_limit(device: torch.device) -> int:
 
 
 def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
-          complement: bool = True) -> Urn:
+          complement: bool = True, zero_weights: bool = True) -> Urn:
     """An ``Urn`` for a flat batch (``population [B, c]``, ``draws [B]``, ``theta [B, c]``
-    float64), computed by ``engine`` (one of ``ENGINES``).
+    float64), computed by ``engine`` (one of ``ENGINES``). ``zero_weights=False`` promises that
+    ``theta`` holds no ``-inf``; then no decision reads the logits' values (``torch.func``).
 
     Raises ``ValueError`` before allocating anything if the engine's tables cannot fit in the
     device's memory."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if not _readable(theta):
+        if engine == "fft":
+            raise ValueError("engine='fft' cannot run under torch.func transforms (its "
+                             "saddle-point search depends on the logits' values); use "
+                             "engine='logspace' or 'auto'")
+        engine = "logspace"
     magnitude = _logit_magnitude(population, draws, theta)
     if magnitude > MAX_MAGNITUDE:
         raise ValueError(f"logit differences times draws reach {magnitude:.3g}: beyond "
@@ -126,10 +140,11 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
     if engine == "auto" and not precise:
         name = "fft"
     elif engine != "fft" and _tiny(population, draws):
-        return Urn(population, draws, theta, LogspaceEngine, complement)
+        return Urn(population, draws, theta, LogspaceEngine, complement, zero_weights)
     else:
-        name = choose(population, draws, theta, complement) if engine == "auto" else engine
-    m, n = _canonical_size(population, draws, theta, complement)
+        name = (choose(population, draws, theta, complement, zero_weights)
+                if engine == "auto" else engine)
+    m, n = _canonical_size(population, draws, theta, complement, zero_weights)
     module = _logspace if name == "logspace" else _fft
     needed, limit = module.estimated_bytes(m, n), memory_limit(theta.device)
     if needed > limit:
@@ -137,7 +152,7 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
         raise ValueError(
             f"engine={name!r} would need about {needed / 2**30:,.1f} GiB for this urn "
             f"(the device has {limit / 2**30:,.1f} GiB); use engine={other!r} or 'auto'")
-    return Urn(population, draws, theta, _CLASSES[name], complement)
+    return Urn(population, draws, theta, _CLASSES[name], complement, zero_weights)
 
 
 __all__ = ["ENGINES", "Engine", "FFTEngine", "LogspaceEngine", "Urn", "Window", "build",

@@ -38,6 +38,16 @@ from diffhypergeom.special import NEG_INF, times_logit
 CHECKPOINT_ELEMENTS = 1 << 22
 
 
+def readable(tensor: torch.Tensor) -> bool:
+    """Whether this tensor's values can steer Python: not under a ``torch.func`` transform, where
+    shapes and branches must not depend on data."""
+    try:
+        bool(tensor.reshape(-1)[:1].any())
+    except RuntimeError:
+        return False
+    return True
+
+
 def checkpoint_if_large(fn, *tensors: torch.Tensor, elements: int) -> torch.Tensor:
     """``fn(*tensors)``; when gradients are being recorded and the computation touches more
     than ``CHECKPOINT_ELEMENTS`` elements, its intermediates are recomputed in the backward
@@ -153,12 +163,15 @@ class Urn:
         theta: ``[B, c]`` float64 logits (``-inf`` for weight zero).
         engine: the engine class to use.
         complement: compute ``n > N/2`` as ``N - n`` with weights ``1/w``.
+        zero_weights: whether ``theta`` may hold ``-inf`` (weights of zero).
     """
 
     def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
-                 engine: type[Engine], complement: bool = True):
-        drawable = theta > NEG_INF
-        m = torch.where(drawable, population, torch.zeros_like(population))
+                 engine: type[Engine], complement: bool = True, zero_weights: bool = True):
+        if zero_weights:
+            m = torch.where(theta > NEG_INF, population, torch.zeros_like(population))
+        else:  # no weight is zero: nothing here depends on the logits' values (torch.func)
+            m = population
         has = m > 0
         total = m.sum(-1)
         flip = (2 * draws > total) if complement else torch.zeros_like(draws, dtype=torch.bool)

@@ -158,6 +158,9 @@ class FFTEngine(Engine):
             self.loo_mean = centre.sum(-1, keepdim=True) - centre
             self.loo_sigma = (variance.sum(-1, keepdim=True) - variance).clamp_min(0).sqrt()
             self.loo_total = total.unsqueeze(-1) - m
+            band = self._band(self.sigma.unsqueeze(-1))
+            self._total_band = band
+            self._total_half = int(band.max()) if band.numel() else 0
 
     # ------------------------------------------------------------------ tilted binomials
     def _log_pq(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,8 +238,8 @@ class FFTEngine(Engine):
     def _log_sum_at_draws(self) -> torch.Tensor:
         """``[B]``: ``log P(S = n)`` at the saddle point."""
         def compute():
-            band = self._band(self.sigma.unsqueeze(-1))
-            log_phi = self._log_phi(int(band.max()) if band.numel() else 0).sum(1, keepdim=True)
+            band = self._total_band
+            log_phi = self._log_phi(self._total_half).sum(1, keepdim=True)
             value, _ = self._pmf(log_phi, band, self.draws.unsqueeze(-1), 1,
                                  self.draws.to(torch.float64).unsqueeze(-1),
                                  self.total.unsqueeze(-1))

@@ -81,10 +81,12 @@ class LogspaceEngine(Engine):
     def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor):
         super().__init__(population, draws, theta)
         self.degrees = torch.arange(self.n_max + 1, device=self.device, dtype=torch.float64)
+        largest = population.max(0).values.tolist() if self.batch else [0] * self.num_classes
+        self._widths = [min(int(m), self.n_max) + 1 for m in largest]
 
     def width(self, i: int) -> int:
         """``K_i``: number of values class ``i`` can take in any urn of the batch."""
-        return min(int(self.population[:, i].max()) if self.batch else 0, self.n_max) + 1
+        return self._widths[i]
 
     def kernel(self, i: int) -> torch.Tensor:
         """``[B, K_i]``: ``log C(m_i, k) + k * theta_i``."""
