@@ -10,12 +10,12 @@ import torch
 TensorLike = torch.Tensor | Sequence | int | float
 
 
-def as_count_tensor(value: TensorLike, name: str, device: torch.device | None = None
-                    ) -> torch.Tensor:
+def as_count_tensor(value: TensorLike, name: str, device: torch.device | None = None,
+                    check: bool = True) -> torch.Tensor:
     """Counts (population, draws, a value of the support) as an int64 tensor.
 
     Accepts integer tensors and floating tensors or sequences holding whole numbers; rejects
-    negative, non-integer, NaN and infinite entries."""
+    negative, non-integer, NaN and infinite entries (unless ``check=False``)."""
     try:
         tensor = torch.as_tensor(value, device=device)
     except (TypeError, ValueError, RuntimeError) as err:
@@ -23,6 +23,8 @@ def as_count_tensor(value: TensorLike, name: str, device: torch.device | None = 
                          ) from err
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise ValueError(f"{name} must hold non-negative integers, got dtype {tensor.dtype}")
+    if not check:  # validate_args=False: no check that reads the values
+        return tensor.to(torch.int64)
     if tensor.is_floating_point():
         if not bool(torch.isfinite(tensor).all()):
             raise ValueError(f"{name} must be finite non-negative integers, got NaN or inf")

@@ -116,14 +116,14 @@ class MultivariateFisherNCHypergeometric(Distribution):
         if logits.shape[-1] == 0:
             raise ValueError("logits/weights must have at least one class (shape [..., c] "
                              "with c >= 1)")
-        population = as_count_tensor(population, "population", logits.device)
+        population = as_count_tensor(population, "population", logits.device, checking)
         if population.dim() == 0:
             raise ValueError("population must have a class dimension: shape [..., c]")
         if population.shape[-1] != logits.shape[-1]:
             raise ValueError(
                 f"population has {population.shape[-1]} classes (last dim) but logits/weights "
                 f"have {logits.shape[-1]}")
-        draws = as_count_tensor(draws, "draws", logits.device)
+        draws = as_count_tensor(draws, "draws", logits.device, checking)
         if not isinstance(method, str) or method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         check_bool(hard, "hard")

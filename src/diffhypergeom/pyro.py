@@ -123,9 +123,9 @@ class MultivariateFisherNCHypergeometric(_core.MultivariateFisherNCHypergeometri
         return super().sample(sample_shape, permute=permute).to(self.logits.dtype)
 
     def enumerate_support(self, expand: bool = True) -> torch.Tensor:
-        """All count vectors of the support (in the floating dtype of the logits),
-        ``[S, *batch_shape, c]`` (``expand=True``)
-        or ``[S, 1, ..., 1, c]`` (``expand=False``), in lexicographic order.
+        """All count vectors of the support, in the floating dtype of the logits and in
+        lexicographic order: ``[S, *batch_shape, c]`` (``expand=True``) or
+        ``[S, 1, ..., 1, c]`` (``expand=False``).
 
         Needs the same ``population`` and ``draws`` in every batch element and at most
         ``max_support`` (default ``MAX_ENUMERATE_SUPPORT``) points; ``ValueError`` otherwise."""
@@ -151,7 +151,7 @@ class MultivariateFisherNCHypergeometric(_core.MultivariateFisherNCHypergeometri
             shown = population if c <= 8 else population[:8] + ["..."]
             raise ValueError(
                 f"enumerate_support: the support of the urn population={shown}, draws={n} has "
-                f"{'' if exact else 'more than '}{size:,} points, above the limit of {limit:,}; "
+                f"{'' if exact else 'at least '}{size:,} points, above the limit of {limit:,}; "
                 f"raise it with max_support=... in the constructor or by setting "
                 f"diffhypergeom.pyro.MAX_ENUMERATE_SUPPORT (every point is one log_prob "
                 f"evaluation per batch element)")
@@ -174,31 +174,31 @@ def support_size(population: Sequence[int], draws: int, stop_above: int | None =
                  ) -> tuple[int, bool]:
     """The number of count vectors ``x`` with ``0 <= x_i <= m_i`` and ``sum x = n``.
 
-    Returns ``(count, True)``, exact (Python integers), or, once the count is known to exceed
-    ``1000 * stop_above``, ``(lower_bound, False)`` without counting further (so that a huge
-    support costs no more than ``O(c * stop_above)`` work). Classes are added one at a time,
-    keeping only the partial sums that the remaining classes can still complete, so every
-    kept partial vector extends to a point of the support: the running total never decreases
-    and bounds the count from below."""
+    Returns ``(count, True)``, exact (Python integers), or ``(lower_bound, False)`` with
+    ``lower_bound > stop_above`` once counting further would hold more than ``stop_above``
+    partial sums or the count is known to exceed ``1000 * stop_above`` (so a huge support
+    costs ``O(c * stop_above)`` work at most). Classes are added one at a time, keeping only
+    the partial sums that the remaining classes can still complete, so every kept partial
+    vector extends to a point of the support: the running total never decreases and bounds
+    the count from below; and every partial sum in the window is reachable, so the window's
+    width bounds it too."""
     m = sorted(int(v) for v in population)
     total, n = sum(m), int(draws)
     if not 0 <= n <= total:
         return 0, True
     n = min(n, total - n)  # x -> m - x maps the support for n onto the one for N - n
-    giving_up = None if stop_above is None else 1000 * stop_above
     lo, ways, done = 0, np.ones(1, dtype=object), 0  # ways[j]: partial vectors summing to lo+j
     for mk in m:
         done += mk
         new_lo, new_hi = max(0, n - (total - done)), min(n, done)
-        if giving_up is not None and new_hi - new_lo + 1 > giving_up:
-            # every partial sum in the window is reachable and completable
+        if stop_above is not None and new_hi - new_lo + 1 > stop_above:
             return new_hi - new_lo + 1, False
         prefix = np.concatenate([np.zeros(1, dtype=object), np.cumsum(ways)])
         s = np.arange(new_lo, new_hi + 1) - lo
         ways = prefix[np.clip(s + 1, 0, len(ways))] - prefix[np.clip(s - mk, 0, len(ways))]
         lo = new_lo
-        if giving_up is not None and ways.sum() > giving_up:
-            return int(ways.sum()), False
+        if stop_above is not None and (running := int(ways.sum())) > 1000 * stop_above:
+            return running, False
     return int(ways.sum()), True
 
 
