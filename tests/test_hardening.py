@@ -157,3 +157,19 @@ def test_half_precision_relaxed_draws_are_exact(dtype):
     assert any_rejected(marginal_pvalues(merge.numpy(), marginals), 0.01)
     with pytest.raises(ValueError, match="cannot be represented exactly"):
         MFNCH(torch.tensor([3000, 3000]), 2501, logits=torch.zeros(2, dtype=dtype)).rsample()
+
+
+@pytest.mark.parametrize("engine", ["logspace", "fft"])
+def test_gradient_in_a_zero_weight_is_its_true_limit(engine):
+    """d log P0 / d w_i at w_i = 0 is m_i P0(n - 1) / P0(n) over the other classes (brute
+    force), and log_prob's is minus that where x_i = 0."""
+    from enumeration import log_pmf_table
+
+    w = torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(MFNCH(POP, 6, weights=w, engine=engine).log_normalizer(), w)
+    below = log_pmf_table([5, 7], 5, [1.0, 2.0])[2]
+    here = log_pmf_table([5, 7], 6, [1.0, 2.0])[2]
+    assert abs(float(grad[2]) - 4 * math.exp(below - here)) < 1e-10
+    (grad_x,) = torch.autograd.grad(
+        MFNCH(POP, 6, weights=w, engine=engine).log_prob(torch.tensor([2, 4, 0])), w)
+    assert abs(float(grad_x[2]) + 4 * math.exp(below - here)) < 1e-10

@@ -100,7 +100,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             raise ValueError("pass exactly one of logits or weights")
         checking = (Distribution._validate_args if validate_args is None
                     else bool(validate_args))
-        zero_weights = False
+        zero_weights, zero_weight_source = False, None
         if logits is not None:
             logits = as_float_tensor(logits, "logits")
             if checking:
@@ -111,6 +111,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
                 check_weights(weights)
             logits = _log_weights(weights)
             zero_weights = bool((weights == 0).any())
+            if zero_weights:
+                zero_weight_source = weights
         if logits.dim() == 0:
             raise ValueError("logits/weights must have a class dimension: shape [..., c]")
         if logits.shape[-1] == 0:
@@ -144,6 +146,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
         self.method = method
         self.engine = engine
         self._zero_weights = zero_weights
+        self._weights = (None if zero_weight_source is None else
+                         zero_weight_source.expand(batch_shape + (num_classes,)))
         self._urn_cache: Urn | None = None
         super().__init__(batch_shape, torch.Size((num_classes,)), validate_args=validate_args)
         # choose the engine now (it reads the urn's sizes and logits), so that compiled or
@@ -168,8 +172,10 @@ class MultivariateFisherNCHypergeometric(Distribution):
     def expand(self, batch_shape: Sequence[int], _instance=None):
         batch_shape = torch.Size(batch_shape)
         event = batch_shape + self.event_shape
-        return self._copy_with(self.population.expand(event), self.draws.expand(batch_shape),
-                               self.logits.expand(event), _instance)
+        new = self._copy_with(self.population.expand(event), self.draws.expand(batch_shape),
+                              self.logits.expand(event), _instance)
+        new._weights = None if self._weights is None else self._weights.expand(event)
+        return new
 
     def _copy_with(self, population: torch.Tensor, draws: torch.Tensor, logits: torch.Tensor,
                    _instance=None) -> MultivariateFisherNCHypergeometric:
@@ -179,6 +185,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         new.temperature, new.hard, new.method = self.temperature, self.hard, self.method
         new.engine = self.engine
         new._zero_weights = self._zero_weights
+        new._weights = None
         new._urn_cache = None
         super(MultivariateFisherNCHypergeometric, new).__init__(
             draws.shape, self.event_shape, validate_args=False)
@@ -228,7 +235,25 @@ class MultivariateFisherNCHypergeometric(Distribution):
     # ------------------------------------------------------------------ densities
     def log_normalizer(self) -> torch.Tensor:
         """``[...]``: ``A(theta) = log P0``, the log-partition function (differentiable)."""
-        return self._urn().log_normalizer.reshape(self.batch_shape).to(self.logits.dtype)
+        value = self._urn().log_normalizer.reshape(self.batch_shape)
+        term = self._zero_weight_term()
+        return (value if term is None else value + term).to(self.logits.dtype)
+
+    def _zero_weight_term(self) -> torch.Tensor | None:
+        """``[...]``, value 0: gives ``A``'s gradient in a weight that is exactly zero its true
+        (one-sided) value ``m_i P0(n - 1) / P0(n)``, which ``log w`` cannot carry. Only for a
+        distribution built from ``weights`` with a zero entry, while recording gradients."""
+        weights = self._weights
+        if weights is None or not (weights.requires_grad and torch.is_grad_enabled()):
+            return None
+        with torch.no_grad():
+            fewer = (self.draws - 1).clamp_min(0)
+            below = self._copy_with(self.population, fewer, self.logits.detach())
+            gap = (below._urn().log_normalizer - self._urn().log_normalizer
+                   ).reshape(self.batch_shape)
+            slope = self.population.to(torch.float64) * gap.exp().unsqueeze(-1)
+            slope = torch.where((weights == 0) & (self.draws > 0).unsqueeze(-1), slope, 0.0)
+        return (weights.to(torch.float64) * slope).sum(-1)
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         """Exact normalised log-PMF, ``[*sample, *batch]``; ``-inf`` outside the support.
@@ -263,7 +288,9 @@ class MultivariateFisherNCHypergeometric(Distribution):
         inside = in_range.all(-1) & ((x.sum(-1) - urn.draws).abs() <= tolerance)
         out = urn.log_prob(x_safe)
         out = torch.where(inside, out, torch.full_like(out, NEG_INF))
-        return out.reshape(sample_shape + self.batch_shape).to(self.logits.dtype)
+        out = out.reshape(sample_shape + self.batch_shape)
+        term = self._zero_weight_term()
+        return (out if term is None else out - term).to(self.logits.dtype)
 
     # ------------------------------------------------------------------ marginals, moments
     def marginal(self, i: int) -> torch.distributions.Categorical:
@@ -335,6 +362,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         order = torch.randperm(self.num_classes, device=self.logits.device)
         permuted = self._copy_with(self.population[..., order], self.draws,
                                    self.logits[..., order])
+        permuted._weights = None if self._weights is None else self._weights[..., order]
         return permuted, torch.argsort(order)
 
     @torch.compiler.disable
