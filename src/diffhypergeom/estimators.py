@@ -1,0 +1,127 @@
+"""Gradient estimators of ``d/dtheta E_{X ~ p_theta}[f(X)]`` for the MFNCH, behind one call.
+
+    >>> loss = surrogate_loss(dist, f, num_samples=64, estimator="reinforce-loo")
+    >>> loss.backward()  # gradients reach dist's logits, and f's own parameters
+
+The MFNCH is an exponential family in ``theta = logits`` with sufficient statistic ``x``, so the
+score of a draw is exactly ``x - E[X]`` (``log_prob``'s gradient): an exact score is what makes
+unbiased estimators available here (``DESIGN.md`` section 5). ``ESTIMATORS``:
+
+- ``"pathwise"``: ``rsample`` with the library's defaults (straight-through Gumbel-softmax, a
+  random class order per call); low spread, biased (``diffhypergeom gradients`` measures how
+  much);
+- ``"reinforce-loo"``: exact draws and the exact score, ``(f(x_s) - b_s) (x_s - E[X])`` with the
+  leave-one-out baseline ``b_s`` = mean of ``f`` over the other samples (Kool et al. 2019):
+  unbiased for any ``f``, step functions included; needs ``num_samples >= 2``;
+- ``"exact"``: the expectation itself, ``sum_x p(x) f(x)`` over the whole support: the exact
+  gradient (no bias, no spread) at the cost of one ``f`` evaluation per support point; for
+  small supports (at most ``max_support`` points, default ``MAX_EXACT_SUPPORT``).
+
+``f`` maps counts ``[S, *batch, c]`` (in the logits' floating dtype) to ``[S, *batch]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
+from diffhypergeom.support import support_points, support_size
+
+ESTIMATORS = ("pathwise", "reinforce-loo", "exact")
+
+# Largest support that the "exact" estimator sums over (each point is one f evaluation).
+MAX_EXACT_SUPPORT = 100_000
+
+
+def surrogate_loss(dist: MultivariateFisherNCHypergeometric,
+                   f: Callable[[torch.Tensor], torch.Tensor], num_samples: int = 64,
+                   estimator: str = "reinforce-loo", max_support: int | None = None,
+                   **rsample_kwargs) -> torch.Tensor:
+    """A scalar whose gradient estimates ``d/dtheta sum_b E[f_b(X)]`` (``theta``: ``dist``'s
+    logits, and any parameters inside ``f``).
+
+    Its value is the sample mean of ``f`` summed over the batch (the exact ``E[f]`` for
+    ``"exact"``, where ``num_samples`` is not used).
+
+    Args:
+        dist: the distribution (any batch shape).
+        f: counts ``[S, *batch, c]`` to values ``[S, *batch]``.
+        num_samples: draws per urn.
+        estimator: one of ``ESTIMATORS``.
+        max_support: for ``"exact"``, the most support points to sum over (default
+            ``MAX_EXACT_SUPPORT``).
+        rsample_kwargs: passed to ``rsample`` by ``"pathwise"`` (``temperature``, ``hard``,
+            ``permute``).
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+    if rsample_kwargs and estimator != "pathwise":
+        raise ValueError(f"{sorted(rsample_kwargs)} only apply to estimator='pathwise'")
+    if estimator == "pathwise":
+        values = _evaluate(f, dist.rsample((num_samples,), **rsample_kwargs), dist)
+        return values.mean(0).sum()
+    if estimator == "reinforce-loo":
+        return _reinforce_loo(dist, f, num_samples)
+    return _exact(dist, f, MAX_EXACT_SUPPORT if max_support is None else max_support)
+
+
+def _evaluate(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+              dist: MultivariateFisherNCHypergeometric) -> torch.Tensor:
+    values = f(x)
+    expected = x.shape[:-1]
+    if values.shape != expected:
+        raise ValueError(f"f must map counts {tuple(x.shape)} to values {tuple(expected)} "
+                         f"(one per draw and urn), got {tuple(values.shape)}")
+    return values
+
+
+def _reinforce_loo(dist: MultivariateFisherNCHypergeometric,
+                   f: Callable[[torch.Tensor], torch.Tensor], num_samples: int) -> torch.Tensor:
+    if num_samples < 2:
+        raise ValueError("estimator='reinforce-loo' needs num_samples >= 2 (the baseline of a "
+                         "draw is the mean of f over the others)")
+    x = dist.sample((num_samples,)).to(dist.logits.dtype)
+    values = _evaluate(f, x, dist)
+    centred = values.detach()
+    baseline = (centred.sum(0, keepdim=True) - centred) / (num_samples - 1)
+    log_prob = dist.log_prob(x)  # its gradient in the logits is the exact score x - E[X]
+    score_term = (centred - baseline) * (log_prob - log_prob.detach())
+    return (values + score_term).mean(0).sum()
+
+
+def _exact(dist: MultivariateFisherNCHypergeometric, f: Callable[[torch.Tensor], torch.Tensor],
+           limit: int) -> torch.Tensor:
+    c = dist.num_classes
+    populations = dist.population.reshape(-1, c)
+    draws = dist.draws.reshape(-1)
+    # one support per distinct urn; each urn of the batch sums over its own
+    urns = torch.unique(torch.cat([populations, draws.unsqueeze(-1)], -1), dim=0)
+    sizes = [support_size(u[:-1].tolist(), int(u[-1]), stop_above=limit) for u in urns]
+    if any(size > limit for size, _ in sizes):
+        size, exact = max(sizes)
+        raise ValueError(f"estimator='exact' would sum over {'' if exact else 'at least '}"
+                         f"{size:,} support points, above max_support={limit:,}; use "
+                         f"'reinforce-loo' or raise max_support")
+    points_by_urn = [support_points(u[:-1].tolist(), int(u[-1]), dist.logits.device)
+                     for u in urns]
+    width = max(p.shape[0] for p in points_by_urn)
+    # a common list of points per urn (padded with the urn's first point, weighted zero)
+    flat_points = torch.empty(width, populations.shape[0], c, dtype=torch.int64,
+                              device=dist.logits.device)
+    valid = torch.zeros(width, populations.shape[0], dtype=torch.bool,
+                        device=dist.logits.device)
+    for u, points in zip(urns, points_by_urn, strict=True):
+        members = ((populations == u[:-1]).all(-1) & (draws == u[-1])).nonzero().squeeze(-1)
+        padded = torch.cat([points, points[:1].expand(width - points.shape[0], c)])
+        flat_points[:, members] = padded.unsqueeze(1)
+        valid[: points.shape[0], members] = True
+    x = flat_points.reshape((width,) + dist.batch_shape + (c,)).to(dist.logits.dtype)
+    mask = valid.reshape((width,) + dist.batch_shape)
+    probs = dist.log_prob(x).exp()
+    values = _evaluate(f, x, dist)
+    total = torch.where(mask, probs * values, torch.zeros_like(values)).sum(0)
+    return total.sum()
