@@ -124,3 +124,27 @@ def test_last_class_vector_mirrors_the_first_for_two_classes():
                                     retain_graph=True)
     (g_first,) = torch.autograd.grad((draw.one_hot[..., 0, :] * probe.flip(0)).sum(), logits)
     torch.testing.assert_close(g_last, g_first)
+
+
+def test_coupled_rows_keep_the_draws_and_cut_the_fixed_order_bias():
+    """couple_rows=True: the same forward draws (same seed), and a straight-through gradient of
+    E[x1 - x2 + 2 x3] with a fixed order much closer to the exact Cov(f(X), X) (measured 0.79
+    vs 0.30 relative bias with 40,000 draws; the check asks for less than 0.5 x)."""
+    import numpy as np
+    from enumeration import moments
+
+    population, draws, weights = [5, 7, 4], 8, [1.0, 3.0, 0.5]
+    a = torch.tensor([1.0, -1.0, 2.0], dtype=torch.float64)
+    ref = moments(population, draws, weights)
+    exact = (ref["p"] * (ref["points"] @ a.numpy())) @ (ref["points"] - ref["mean"])
+    bias, forward = {}, {}
+    for couple in (False, True):
+        torch.manual_seed(0)
+        logits = torch.tensor(weights, dtype=torch.float64).log().requires_grad_()
+        x = MFNCH(torch.tensor(population), draws, logits=logits).rsample(
+            (20_000,), temperature=0.5, permute=False, couple_rows=couple)
+        (x @ a).mean().backward()
+        bias[couple] = np.linalg.norm(logits.grad.numpy() - exact) / np.linalg.norm(exact)
+        forward[couple] = x.detach()
+    assert torch.equal(forward[False], forward[True])
+    assert bias[True] < 0.5 * bias[False]

@@ -383,7 +383,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
 
     def rsample(self, sample_shape: Sequence[int] = torch.Size(),
                 temperature: float | torch.Tensor | None = None, hard: bool | None = None,
-                permute: bool = True) -> torch.Tensor:
+                permute: bool = True, couple_rows: bool = False) -> torch.Tensor:
         """Relaxed counts ``[*sample_shape, *batch, c]`` by Gumbel-softmax over the
         conditionals, differentiable in ``logits``; they always sum to ``draws``.
 
@@ -395,15 +395,22 @@ class MultivariateFisherNCHypergeometric(Distribution):
         estimator is not: the balls left for later classes follow the hard counts, so a fixed
         order cuts the gradient path between classes. Against the exact gradient of ``E[f(X)]``
         on a small urn, fixed order was biased by 60-80% at every temperature, random order by
-        5-10% at ``temperature <= 0.25`` (``diffhypergeom gradients``)."""
+        5-10% at ``temperature <= 0.25`` (``diffhypergeom gradients``).
+
+        ``couple_rows=True`` gives the balls left for later classes a gradient path: each
+        conditional moves with the earlier classes' relaxed counts through the centred difference
+        of its neighbouring rows (forward values unchanged; three times the conditional rows).
+        On the urn of ``diffhypergeom gradients`` at ``temperature=0.5`` it cut the bias from
+        0.79 to 0.30 with a fixed order and from 0.055 to 0.019 (linear f) averaged over random
+        orders."""
         return self.rsample_detailed(sample_shape, temperature, hard, permute,
-                                     _with_vectors=False).counts
+                                     _with_vectors=False, couple_rows=couple_rows).counts
 
     @torch.compiler.disable
     def rsample_detailed(self, sample_shape: Sequence[int] = torch.Size(),
                          temperature: float | torch.Tensor | None = None,
                          hard: bool | None = None, permute: bool = True,
-                         _with_vectors: bool = True) -> RelaxedDraw:
+                         _with_vectors: bool = True, couple_rows: bool = False) -> RelaxedDraw:
         """Like ``rsample``, also returning the per-class relaxed one-hot vectors and the
         log-probability of the draw (see ``RelaxedDraw``)."""
         temperature = self.temperature if temperature is None else temperature
@@ -411,6 +418,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         hard = self.hard if hard is None else hard
         check_bool(hard, "hard")
         check_bool(permute, "permute")
+        check_bool(couple_rows, "couple_rows")
         sample_shape = torch.Size(sample_shape)
         temperature = self._per_draw(temperature, sample_shape)
         dist, inverse = self._permuted(permute)
@@ -424,7 +432,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         counts, vectors, log_prob = rsample_sequential(
             dist._conditional_fn(urn), urn.engine.draws, self.num_classes,
             sample_shape.numel(), temperature, hard, self.logits.dtype, width,
-            urn.effective_population)
+            urn.effective_population, couple_rows)
         counts = urn._to_user(counts)
         if vectors is not None and urn._any_flip:
             vectors = _flip_vectors(vectors, urn)

@@ -128,6 +128,7 @@ def rsample_sequential(
     dtype: torch.dtype,
     one_hot_width: int | None = None,
     population: torch.Tensor | None = None,
+    coupled: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Gumbel-softmax over each conditional (straight-through when ``hard``).
 
@@ -161,6 +162,9 @@ def rsample_sequential(
         width = table.shape[-1]
         offset = window.offset[position]
         alpha = F.embedding(position, table)
+        if coupled and counts:
+            alpha = _couple_rows(alpha, offset, counts, remaining, rows_per_urn, conditional, i,
+                                 dtype)
         # -inf terms stay out of the arithmetic (their gradient in a learnable temperature
         # would be inf * 0)
         feasible = torch.isfinite(alpha)
@@ -219,6 +223,37 @@ def project_to_support_hull(y: torch.Tensor, upper: torch.Tensor, total: torch.T
     lam = lam + moving
     x = (y - lam.unsqueeze(-1)).clamp(min=0).minimum(upper)
     return torch.where(outside.unsqueeze(-1), x, y)
+
+
+def _couple_rows(alpha: torch.Tensor, offset: torch.Tensor, counts: list[torch.Tensor],
+                 remaining: torch.Tensor, rows_per_urn: int, conditional: ConditionalFn, i: int,
+                 dtype: torch.dtype) -> torch.Tensor:
+    """``alpha(k | r + delta)`` to first order, ``delta`` the zero-valued, gradient-carrying
+    part of the balls left (``-sum`` of the earlier classes' relaxations): the forward values
+    are unchanged, and the conditional of class ``i`` moves with the earlier classes' relaxed
+    counts through the centred difference of its rows ``r + 1`` and ``r - 1`` (one-sided where
+    only one neighbour has the term)."""
+    delta = -sum(count - count.detach() for count in counts)
+    neighbours = []
+    for step in (1, -1):
+        moved = (remaining + step).clamp(0, rows_per_urn - 1)
+        rows, position = _visited_rows(moved, rows_per_urn)
+        window = conditional(i, rows)
+        table = window.log_prob.to(dtype)
+        j = torch.arange(alpha.shape[-1], device=alpha.device) + (
+            offset - window.offset[position]).unsqueeze(-1)
+        inside = (j >= 0) & (j < table.shape[-1]) & (moved != remaining).unsqueeze(-1)
+        values = F.embedding(position, table).gather(-1, j.clamp(0, table.shape[-1] - 1))
+        neighbours.append(torch.where(inside, values, torch.full_like(values, NEG_INF)))
+    above, below = neighbours
+    here = torch.isfinite(alpha)
+    safe = torch.where(here, alpha, torch.zeros_like(alpha))
+    up, down = here & torch.isfinite(above), here & torch.isfinite(below)
+    zero = torch.zeros_like(alpha)
+    forward = torch.where(up, above - safe, zero)
+    backward = torch.where(down, safe - below, zero)
+    slope = torch.where(up & down, 0.5 * (forward + backward), forward + backward)
+    return alpha + delta.unsqueeze(-1) * slope
 
 
 def _dense(values: torch.Tensor, offset: torch.Tensor, width: int) -> torch.Tensor:
