@@ -80,23 +80,13 @@ class MultivariateFisherNCHypergeometric(_core.MultivariateFisherNCHypergeometri
 
     has_enumerate_support = True
 
-    def __init__(
-        self,
-        population: TensorLike,
-        draws: TensorLike,
-        logits: TensorLike | None = None,
-        weights: TensorLike | None = None,
-        temperature: float = 1.0,
-        hard: bool = True,
-        method: str = "exact",
-        engine: str = "auto",
-        validate_args: bool | None = None,
-        max_support: int | None = None,
-    ):
+    def __init__(self, population: TensorLike, draws: TensorLike,
+                 logits: TensorLike | None = None, weights: TensorLike | None = None, *,
+                 max_support: int | None = None, **kwargs):
+        """``kwargs``: the core's ``temperature``, ``hard``, ``method``, ``engine``,
+        ``validate_args``."""
         self.max_support = _check_max_support(max_support)
-        super().__init__(population, draws, logits=logits, weights=weights,
-                         temperature=temperature, hard=hard, method=method, engine=engine,
-                         validate_args=validate_args)
+        super().__init__(population, draws, logits=logits, weights=weights, **kwargs)
 
     def _copy_with(self, population: torch.Tensor, draws: torch.Tensor, logits: torch.Tensor,
                    _instance=None) -> MultivariateFisherNCHypergeometric:
