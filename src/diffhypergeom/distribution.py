@@ -100,7 +100,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             raise ValueError("pass exactly one of logits or weights")
         checking = (Distribution._validate_args if validate_args is None
                     else bool(validate_args))
-        zero_weights, zero_weight_source = False, None
+        zero_weights = False
         if logits is not None:
             logits = as_float_tensor(logits, "logits")
             if checking:
@@ -111,8 +111,6 @@ class MultivariateFisherNCHypergeometric(Distribution):
                 check_weights(weights)
             logits = _log_weights(weights)
             zero_weights = bool((weights == 0).any())
-            if zero_weights:
-                zero_weight_source = weights
         if logits.dim() == 0:
             raise ValueError("logits/weights must have a class dimension: shape [..., c]")
         if logits.shape[-1] == 0:
@@ -146,8 +144,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
         self.method = method
         self.engine = engine
         self._zero_weights = zero_weights
-        self._weights = (None if zero_weight_source is None else
-                         zero_weight_source.expand(batch_shape + (num_classes,)))
+        # kept only to give the gradient in a weight that is exactly zero its true value
+        self._weights = weights.expand(batch_shape + (num_classes,)) if zero_weights else None
         self._urn_cache: Urn | None = None
         super().__init__(batch_shape, torch.Size((num_classes,)), validate_args=validate_args)
         # choose the engine now (it reads the urn's sizes and logits), so that compiled or

@@ -62,15 +62,14 @@ def surrogate_loss(dist: MultivariateFisherNCHypergeometric,
     if rsample_kwargs and estimator != "pathwise":
         raise ValueError(f"{sorted(rsample_kwargs)} only apply to estimator='pathwise'")
     if estimator == "pathwise":
-        values = _evaluate(f, dist.rsample((num_samples,), **rsample_kwargs), dist)
+        values = _evaluate(f, dist.rsample((num_samples,), **rsample_kwargs))
         return values.mean(0).sum()
     if estimator == "reinforce-loo":
         return _reinforce_loo(dist, f, num_samples)
     return _exact(dist, f, MAX_EXACT_SUPPORT if max_support is None else max_support)
 
 
-def _evaluate(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-              dist: MultivariateFisherNCHypergeometric) -> torch.Tensor:
+def _evaluate(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     values = f(x)
     expected = x.shape[:-1]
     if values.shape != expected:
@@ -85,7 +84,7 @@ def _reinforce_loo(dist: MultivariateFisherNCHypergeometric,
         raise ValueError("estimator='reinforce-loo' needs num_samples >= 2 (the baseline of a "
                          "draw is the mean of f over the others)")
     x = dist.sample((num_samples,)).to(dist.logits.dtype)
-    values = _evaluate(f, x, dist)
+    values = _evaluate(f, x)
     centred = values.detach()
     baseline = (centred.sum(0, keepdim=True) - centred) / (num_samples - 1)
     log_prob = dist.log_prob(x)  # its gradient in the logits is the exact score x - E[X]
@@ -122,6 +121,6 @@ def _exact(dist: MultivariateFisherNCHypergeometric, f: Callable[[torch.Tensor],
     x = flat_points.reshape((width,) + dist.batch_shape + (c,)).to(dist.logits.dtype)
     mask = valid.reshape((width,) + dist.batch_shape)
     probs = dist.log_prob(x).exp()
-    values = _evaluate(f, x, dist)
+    values = _evaluate(f, x)
     total = torch.where(mask, probs * values, torch.zeros_like(values)).sum(0)
     return total.sum()

@@ -178,13 +178,13 @@ def rsample_sequential(
         count = k_hard.to(dtype) + (soft_count - soft_count.detach()) if hard else soft_count
         counts.append(count)
         if detailed:
-            delta = _dense(soft - soft.detach(), offset, one_hot_width)
+            delta = Window(offset, soft - soft.detach()).dense(one_hot_width, fill=0.0)
             hard_counts.append(k_hard)
             deltas.append(delta)
             if hard:
                 soft = F.one_hot(k_hard, one_hot_width).to(dtype) + delta
             else:
-                soft = _dense(soft, offset, one_hot_width)
+                soft = Window(offset, soft).dense(one_hot_width, fill=0.0)
             vectors.append(soft)
             log_prob = log_prob + alpha.gather(-1, j_hard.unsqueeze(-1)).squeeze(-1)
         remaining = remaining - k_hard
@@ -239,12 +239,12 @@ def _couple_rows(alpha: torch.Tensor, offset: torch.Tensor, counts: list[torch.T
         moved = (remaining + step).clamp(0, rows_per_urn - 1)
         rows, position = _visited_rows(moved, rows_per_urn)
         window = conditional(i, rows)
-        table = window.log_prob.to(dtype)
-        j = torch.arange(alpha.shape[-1], device=alpha.device) + (
-            offset - window.offset[position]).unsqueeze(-1)
-        inside = (j >= 0) & (j < table.shape[-1]) & (moved != remaining).unsqueeze(-1)
-        values = F.embedding(position, table).gather(-1, j.clamp(0, table.shape[-1] - 1))
-        neighbours.append(torch.where(inside, values, torch.full_like(values, NEG_INF)))
+        # the neighbour row over this row's counts offset + j
+        aligned = Window(window.offset[position] - offset,
+                         F.embedding(position, window.log_prob.to(dtype))
+                         ).dense(alpha.shape[-1])
+        neighbours.append(torch.where((moved != remaining).unsqueeze(-1), aligned,
+                                      torch.full_like(aligned, NEG_INF)))
     above, below = neighbours
     here = torch.isfinite(alpha)
     safe = torch.where(here, alpha, torch.zeros_like(alpha))
@@ -254,15 +254,6 @@ def _couple_rows(alpha: torch.Tensor, offset: torch.Tensor, counts: list[torch.T
     backward = torch.where(down, safe - below, zero)
     slope = torch.where(up & down, 0.5 * (forward + backward), forward + backward)
     return alpha + delta.unsqueeze(-1) * slope
-
-
-def _dense(values: torch.Tensor, offset: torch.Tensor, width: int) -> torch.Tensor:
-    """``[..., width]``: ``values [..., W]`` over the counts ``offset + j`` placed over the
-    counts ``0..width-1`` (zero elsewhere)."""
-    j = torch.arange(width, device=values.device) - offset.unsqueeze(-1)
-    inside = (j >= 0) & (j < values.shape[-1])
-    gathered = values.gather(-1, j.clamp(0, values.shape[-1] - 1))
-    return torch.where(inside, gathered, torch.zeros_like(gathered))
 
 
 def _last_class_vector(last: torch.Tensor, hard_counts: list[torch.Tensor],

@@ -24,7 +24,7 @@ import torch
 
 from diffhypergeom.engines import fft as _fft
 from diffhypergeom.engines import logspace as _logspace
-from diffhypergeom.engines.base import Engine, Urn, Window
+from diffhypergeom.engines.base import Engine, Urn, Window, canonical_counts
 from diffhypergeom.engines.base import readable as _readable
 from diffhypergeom.engines.fft import FFTEngine
 from diffhypergeom.engines.logspace import LogspaceEngine
@@ -45,29 +45,14 @@ LOGSPACE_MAGNITUDE = 1e6
 MAX_MAGNITUDE = 1e290
 
 
-def _canonical_size(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
-                    complement: bool, zero_weights: bool = True
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    m = torch.where(theta > float("-inf"), population, torch.zeros_like(population)) \
-        if zero_weights else population
-    total = m.sum(-1)
-    n = torch.minimum(draws, total - draws) if complement else draws
-    return m, n
-
-
 def estimated_costs(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
                     complement: bool = True, zero_weights: bool = True) -> dict[str, float]:
     """Work estimates (in log-space multiply-adds) of both engines for a flat batch."""
-    m, n = _canonical_size(population, draws, theta, complement, zero_weights)
+    m, n, _ = canonical_counts(population, draws, theta, complement, zero_weights)
     n_col = n.unsqueeze(-1).to(torch.float64)
-    mf = m.to(torch.float64)
-    logspace = ((n_col[..., 0] + 1) * (torch.minimum(mf, n_col) + 1).sum(-1)).sum()
-    share = n_col / mf.sum(-1, keepdim=True).clamp_min(1)
-    sigma = (mf * share * (1 - share)).sqrt()
-    if m.shape[-1]:
-        widest = (2 * _fft.tail_halfwidth(sigma, _fft.LAMBDA)).amax(-1)
-    else:
-        widest = n_col[..., 0]
+    logspace = ((n_col[..., 0] + 1) * (torch.minimum(m.to(torch.float64), n_col) + 1).sum(-1)
+                ).sum()
+    widest = _fft.widest_window(m, n, _fft.LAMBDA)
     fft = (FFT_COST * m.shape[-1] * (FFT_BASE + widest)).sum()
     return {"logspace": float(logspace), "fft": float(fft)}
 
@@ -144,7 +129,7 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
     else:
         name = (choose(population, draws, theta, complement, zero_weights)
                 if engine == "auto" else engine)
-    m, n = _canonical_size(population, draws, theta, complement, zero_weights)
+    m, n, _ = canonical_counts(population, draws, theta, complement, zero_weights)
     module = _logspace if name == "logspace" else _fft
     needed, limit = module.estimated_bytes(m, n), memory_limit(theta.device)
     if needed > limit:

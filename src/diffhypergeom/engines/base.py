@@ -58,19 +58,33 @@ def checkpoint_if_large(fn, *tensors: torch.Tensor, elements: int) -> torch.Tens
     return fn(*tensors)
 
 
+def canonical_counts(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
+                     complement: bool = True, zero_weights: bool = True
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The canonical urn's counts: the population with classes of weight zero emptied, the
+    draws after the complement (``N - n`` where ``n > N/2``), and which urns are complemented.
+    ``zero_weights=False`` promises no ``-inf`` in ``theta``: then nothing reads its values."""
+    m = torch.where(theta > NEG_INF, population, torch.zeros_like(population)) \
+        if zero_weights else population
+    total = m.sum(-1)
+    flip = (2 * draws > total) if complement else torch.zeros_like(draws, dtype=torch.bool)
+    return m, torch.where(flip, total - draws, draws), flip
+
+
 class Window(NamedTuple):
     """Log-probabilities ``log_prob[..., j]`` of the counts ``offset[...] + j``."""
 
     offset: torch.Tensor
     log_prob: torch.Tensor
 
-    def dense(self, size: int) -> torch.Tensor:
-        """``[..., size]``: the same log-probabilities over the counts ``0..size-1``."""
+    def dense(self, size: int, fill: float = NEG_INF) -> torch.Tensor:
+        """``[..., size]``: the same entries over the counts ``0..size-1`` (``fill`` where the
+        window has none)."""
         k = torch.arange(size, device=self.offset.device)
         j = k - self.offset.unsqueeze(-1)
         inside = (j >= 0) & (j < self.log_prob.shape[-1])
         gathered = self.log_prob.gather(-1, j.clamp(0, self.log_prob.shape[-1] - 1))
-        return torch.where(inside, gathered, torch.full_like(gathered, NEG_INF))
+        return torch.where(inside, gathered, torch.full_like(gathered, fill))
 
     def counts(self) -> torch.Tensor:
         """``[..., width]`` float64: the count of each entry."""
@@ -168,13 +182,9 @@ class Urn:
 
     def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
                  engine: type[Engine], complement: bool = True, zero_weights: bool = True):
-        if zero_weights:
-            m = torch.where(theta > NEG_INF, population, torch.zeros_like(population))
-        else:  # no weight is zero: nothing here depends on the logits' values (torch.func)
-            m = population
+        m, flipped_draws, flip = canonical_counts(population, draws, theta, complement,
+                                                  zero_weights)
         has = m > 0
-        total = m.sum(-1)
-        flip = (2 * draws > total) if complement else torch.zeros_like(draws, dtype=torch.bool)
         any_flip = bool(flip.any())
         finite = torch.where(has, theta, torch.zeros_like(theta))
         low = torch.full_like(finite, NEG_INF)
@@ -186,7 +196,7 @@ class Urn:
         self._x_shift = shift  # log_prob's gradient in x: natural minus canonical, per urn
         n, canonical = draws, centred
         if any_flip:
-            n = torch.where(flip, total - draws, draws)
+            n = flipped_draws
             signed = torch.where(flip.unsqueeze(-1), -centred, centred)
             shift2 = torch.where(has, signed, low).detach().amax(-1)
             shift2 = torch.where(torch.isfinite(shift2), shift2, torch.zeros_like(shift2))
@@ -227,10 +237,11 @@ class Urn:
 
     def log_marginals(self) -> list[Window]:
         """Per class, ``log p(x_i = k)`` in the user's counts."""
-        out = []
-        for i, window in enumerate(self.engine.log_marginals()):
-            out.append(self._flip_window(window, self.effective_population[:, i]))
-        return out
+        windows = self.engine.log_marginals()
+        if not self._any_flip:
+            return windows
+        return [self._flip_window(window, self.effective_population[:, i])
+                for i, window in enumerate(windows)]
 
     def _flip_window(self, window: Window, m: torch.Tensor) -> Window:
         width = window.log_prob.shape[-1]

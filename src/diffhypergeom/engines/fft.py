@@ -62,6 +62,29 @@ def tail_halfwidth(sigma: torch.Tensor, lam: torch.Tensor | float) -> torch.Tens
     return lam / 3 + torch.sqrt(lam * lam / 9 + 2 * lam * sigma * sigma)
 
 
+def _budget(sigma: torch.Tensor) -> torch.Tensor:
+    """``lam = 40 + log(2 + sigma)``: the tail budget ``e^-lam`` relative to ``P(S = n)``."""
+    return LAMBDA + torch.log(2 + sigma)
+
+
+def _window(centre: torch.Tensor, half: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Counts ``lo..hi`` within ``half`` of ``centre``, clipped to ``[low, high]`` (int64
+    ``lo``, float ``hi``)."""
+    lo = torch.maximum(torch.floor(centre - half), low)
+    hi = torch.minimum(torch.ceil(centre + half), high)
+    return torch.minimum(lo, hi).to(torch.int64), hi
+
+
+def widest_window(population: torch.Tensor, draws: torch.Tensor, lam: float) -> torch.Tensor:
+    """``[B]``: an estimate (weights taken equal) of the widest class window of each urn."""
+    m = population.to(torch.float64)
+    share = draws.to(torch.float64).unsqueeze(-1) / m.sum(-1, keepdim=True).clamp_min(1)
+    if m.shape[-1] == 0:
+        return draws.to(torch.float64)
+    return (2 * tail_halfwidth((m * share * (1 - share)).sqrt(), lam)).amax(-1)
+
+
 def solve_saddle(m: torch.Tensor, n: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """``[B]``: ``tau`` with ``sum_i m_i sigmoid(theta_i + tau) = n`` (safeguarded Newton).
 
@@ -130,9 +153,8 @@ class FFTEngine(Engine):
         with torch.no_grad():
             p = torch.sigmoid(theta.detach() + self.tau.unsqueeze(-1))
             variance = m * p * (1 - p)
-            self.sigma_class = variance.sqrt()
             self.sigma = variance.sum(-1).sqrt()
-            self.lam = LAMBDA + torch.log(2 + self.sigma)
+            self.lam = _budget(self.sigma)
             total = m.sum(-1)
             self.total = total.to(torch.int64)
             half = tail_halfwidth(self.sigma, self.lam)
@@ -141,13 +163,10 @@ class FFTEngine(Engine):
             exact_grid = exact_grid + (exact_grid % 2 == 0).to(torch.int64)  # odd: symmetric band
             self.exact = grid >= exact_grid
             self.grid = torch.where(self.exact, exact_grid, grid)
-            t = tail_halfwidth(self.sigma_class, self.lam.unsqueeze(-1))
+            t = tail_halfwidth(variance.sqrt(), self.lam.unsqueeze(-1))
             centre = m * p
-            lo = torch.floor(centre - t).clamp_min(0)
-            hi = torch.minimum(torch.ceil(centre + t), m)
-            self.lo = torch.minimum(lo, hi).to(torch.int64)
+            self.lo, hi = _window(centre, t, torch.zeros_like(m), m)
             self.widths = (hi - self.lo + 1).to(torch.int64)
-            self.mean_class = centre
             self._spread = (m * torch.minimum(p, 1 - p)).sum(-1)
             # moments of the suffix sums S_{>=i} (index c: the empty sum)
             zero = torch.zeros_like(m[:, :1])
@@ -378,12 +397,10 @@ class FFTEngine(Engine):
         with torch.no_grad():
             p = torch.sigmoid(z)
             variance = m * p * (1 - p)
-            lam = LAMBDA + torch.log(2 + variance.sum(-1).sqrt())
-            t = tail_halfwidth(variance[:, 0].sqrt(), lam)
+            t = tail_halfwidth(variance[:, 0].sqrt(), _budget(variance.sum(-1).sqrt()))
             r = remaining.to(torch.float64)
-            lo = torch.maximum(torch.floor(m[:, 0] * p[:, 0] - t), (r - m[:, 1]).clamp_min(0))
-            hi = torch.minimum(torch.minimum(torch.ceil(m[:, 0] * p[:, 0] + t), m[:, 0]), r)
-            lo = torch.minimum(lo, hi).to(torch.int64)
+            lo, hi = _window(m[:, 0] * p[:, 0], t, (r - m[:, 1]).clamp_min(0),
+                             torch.minimum(m[:, 0], r))
             width = int((hi - lo + 1).max()) if rows.numel() else 1
         k = lo.unsqueeze(-1) + torch.arange(width, device=self.device)
         terms = (log_binomial_pmf(k, m[:, :1], log_p[:, :1], log_q[:, :1])
@@ -410,8 +427,5 @@ def estimated_bytes(population: torch.Tensor, draws: torch.Tensor) -> int:
     batch, classes = population.shape
     if batch * classes == 0:
         return 0
-    m = population.to(torch.float64)
-    share = draws.to(torch.float64).unsqueeze(-1) / m.sum(-1, keepdim=True).clamp_min(1)
-    sigma_class = (m * share * (1 - share)).sqrt()
-    width = float((2 * tail_halfwidth(sigma_class, 50.0) + 1).max())
+    width = float((widest_window(population, draws, 50.0) + 1).max())
     return int(16 * 8 * batch * classes * (width + 256))

@@ -173,11 +173,9 @@ class LogspaceEngine(Engine):
         nearly cancel; the marginals carry a relative error of ``eps * |A|``, which would
         otherwise multiply the large values)."""
         entropy = self.log_normalizer
-        for i, window in enumerate(self.log_marginals()):
+        for i, window in enumerate(self.log_marginals()):  # windows over the kernel's counts
             p = window.log_prob.exp()
-            k = window.counts()
-            m = self.population[:, i : i + 1].to(torch.float64)
-            v = log_binomial(m, k) + times_logit(k, self.theta[:, i : i + 1])
+            v = self.kernel(i)
             v = torch.where(torch.isfinite(v), v, torch.zeros_like(v))
             mode = v.gather(-1, window.log_prob.detach().argmax(-1, keepdim=True))
             entropy = entropy - mode.squeeze(-1) - (p * (v - mode)).sum(-1)
