@@ -1,6 +1,6 @@
 """``diffhypergeom.estimators``: each estimator's mean gradient against the exact gradient
 ``Cov(f(X), X)`` from brute-force enumeration, with tolerances from the replicates' spread;
-the same test rejects the fixed-order straight-through estimator (biased by ~80 %)."""
+the same test rejects the fixed-order Gumbel straight-through estimator (biased by ~80 %)."""
 
 from __future__ import annotations
 
@@ -53,14 +53,43 @@ def test_exact_estimator_is_the_gradient(name):
                                atol=1e-12)
 
 
+@pytest.mark.parametrize("estimator", ["reinforce-loo", "reinforce-cv"])
 @pytest.mark.parametrize("name", list(FUNCTIONS))
-def test_reinforce_loo_is_unbiased(name):
-    assert _agrees("reinforce-loo", FUNCTIONS[name])
+def test_score_estimators_are_unbiased(estimator, name):
+    assert _agrees(estimator, FUNCTIONS[name])
+
+
+@pytest.mark.parametrize("num_samples", [3, 300])
+def test_reinforce_cv_is_unbiased_for_any_group_size(num_samples):
+    """3 draws: a fit from 2; 300: a group of CV_GROUP = 256 and one of 44."""
+    assert _agrees("reinforce-cv", FUNCTIONS["step"], replicates=200 if num_samples > 3
+                   else 1000, num_samples=num_samples)
 
 
 def test_the_check_rejects_a_biased_estimator():
     assert not _agrees("pathwise", FUNCTIONS["linear"], replicates=100, permute=False,
-                       temperature=0.5)
+                       temperature=0.5, gradient="gumbel")
+
+
+def test_default_pathwise_gradient_is_exact_for_linear_f():
+    """The default ``rsample`` carries the gradient of the exact mean: for linear f the
+    estimate is the exact gradient, whatever the draws."""
+    f = FUNCTIONS["linear"]
+    torch.manual_seed(0)
+    for _ in range(3):
+        np.testing.assert_allclose(_gradient("pathwise", f, 5), _exact_gradient(f),
+                                   rtol=1e-10, atol=1e-12)
+
+
+def test_reinforce_cv_spread_is_below_reinforce_loo():
+    """Spread of 64-draw estimates of the step function's gradient over 100 replicates."""
+    f = FUNCTIONS["step"]
+    spread = {}
+    for estimator in ("reinforce-loo", "reinforce-cv"):
+        torch.manual_seed(1)
+        grads = np.stack([_gradient(estimator, f, 64) for _ in range(100)])
+        spread[estimator] = np.sqrt(np.trace(np.cov(grads.T)))
+    assert spread["reinforce-cv"] < 0.5 * spread["reinforce-loo"], spread
 
 
 def test_parameters_inside_f_get_their_gradient():
@@ -70,7 +99,7 @@ def test_parameters_inside_f_get_their_gradient():
     points = ref["points"].astype(float)
     want = (ref["p"] * 2 * (points @ a0.numpy() - 3)) @ points
     got = {}
-    for estimator in ("exact", "reinforce-loo", "pathwise"):
+    for estimator in ("exact", "reinforce-loo", "reinforce-cv", "pathwise"):
         torch.manual_seed(0)
         grads = []
         for _ in range(1 if estimator == "exact" else 200):
@@ -82,7 +111,7 @@ def test_parameters_inside_f_get_their_gradient():
             grads.append(a.grad.numpy())
         got[estimator] = np.stack(grads)
     np.testing.assert_allclose(got["exact"][0], want, rtol=1e-10)
-    for estimator in ("reinforce-loo", "pathwise"):  # f's own gradient needs no score
+    for estimator in ("reinforce-loo", "reinforce-cv", "pathwise"):  # f's own: no score
         grads = got[estimator]
         assert (np.abs(grads.mean(0) - want) <= 5 * grads.std(0, ddof=1) / math.sqrt(200)
                 + 1e-9).all(), estimator
@@ -98,15 +127,16 @@ def test_values_and_batches():
     per_urn = sum(surrogate_loss(MFNCH(population[b], [8, 5][b], logits=logits[b]), f,
                                  estimator="exact") for b in range(2))
     torch.testing.assert_close(exact, per_urn)
-    for estimator in ("reinforce-loo", "pathwise"):
+    for estimator in ("reinforce-loo", "reinforce-cv", "pathwise"):
         value = surrogate_loss(dist, f, num_samples=4000, estimator=estimator)
         assert abs(float(value) - float(exact)) < 0.05 * float(exact)
-    assert set(ESTIMATORS) >= {"pathwise", "reinforce-loo", "exact"}
+    assert set(ESTIMATORS) >= {"pathwise", "reinforce-loo", "reinforce-cv", "exact"}
 
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(estimator="rebar"), "estimator must be one of"),
     (dict(estimator="reinforce-loo", num_samples=1), "num_samples >= 2"),
+    (dict(estimator="reinforce-cv", num_samples=1), "num_samples >= 2"),
     (dict(num_samples=0), "num_samples must be a positive int"),
     (dict(estimator="reinforce-loo", temperature=0.5), "only apply to estimator='pathwise'"),
     (dict(estimator="exact", max_support=10), "above max_support=10"),

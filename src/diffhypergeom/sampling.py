@@ -82,8 +82,8 @@ def sample_sequential(
     """
     batch = draws.shape[0]
     rows_per_urn = int(draws.max()) + 1 if batch else 1
-    counts = torch.empty(num_samples, batch, num_classes, dtype=torch.int64, device=draws.device)
-    remaining = draws.unsqueeze(0).expand(num_samples, batch).clone()
+    counts = []
+    remaining = draws.unsqueeze(0).expand(num_samples, batch)
     for i in range(num_classes - 1):
         rows, position = _visited_rows(remaining, rows_per_urn)
         window = conditional(i, rows)
@@ -101,14 +101,14 @@ def sample_sequential(
         # positive probability instead (where u -> 1 belongs)
         last_positive = torch.where(torch.isfinite(table), torch.arange(width, device=table.device),
                                     0).amax(-1)
-        k = torch.minimum((found - position * width).clamp_(0, width - 1),
+        k = torch.minimum((found - position * width).clamp(0, width - 1),
                           last_positive[position])
-        if bool(window.offset.any()):
-            k += window.offset[position]
-        counts[..., i] = k
-        remaining -= k
-    counts[..., num_classes - 1] = remaining
-    return counts
+        if not readable(window.offset) or bool(window.offset.any()):
+            k = k + window.offset[position]
+        counts.append(k)
+        remaining = remaining - k
+    counts.append(remaining)
+    return torch.stack(counts, dim=-1)
 
 
 def _neg_gumbel_like(x: torch.Tensor) -> torch.Tensor:
@@ -129,6 +129,7 @@ def rsample_sequential(
     one_hot_width: int | None = None,
     population: torch.Tensor | None = None,
     coupled: bool = False,
+    rao_samples: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Gumbel-softmax over each conditional (straight-through when ``hard``).
 
@@ -139,6 +140,10 @@ def rsample_sequential(
     is ``draws - sum`` of the others. Relaxed counts (``hard=False``) that leave the box
     ``0 <= x_i <= m_i`` (the last class can: it absorbs the others' relaxation) are projected
     onto ``{0 <= x_i <= m_i, sum x = n}`` (Euclidean; needs ``population``).
+
+    ``rao_samples = K > 0`` (with ``hard``) replaces ``y`` in the backward pass by its
+    Rao-Blackwellisation ``E[y | hard count]`` over ``K`` draws of the Gumbel noise given the
+    argmax (Gumbel-Rao, Paulus et al. 2021): the same expected gradient, less spread.
 
     Computes in at least float32 (the Gumbel noise and the softmax lose the draw's exactness in
     half precision) and returns ``dtype``; forward counts are exact whenever ``dtype`` holds
@@ -172,7 +177,10 @@ def rsample_sequential(
         scaled = torch.where(feasible, noisy / temperature, torch.full_like(alpha, NEG_INF))
         j_hard = scaled.argmax(-1)
         k_hard = j_hard + offset
-        soft = torch.softmax(scaled, dim=-1)
+        if rao_samples:
+            soft = _gumbel_rao_softmax(alpha, feasible, j_hard, temperature, rao_samples)
+        else:
+            soft = torch.softmax(scaled, dim=-1)
         values = torch.arange(width, device=draws.device, dtype=dtype)
         soft_count = soft @ values + offset.to(dtype)
         count = k_hard.to(dtype) + (soft_count - soft_count.detach()) if hard else soft_count
@@ -197,6 +205,29 @@ def rsample_sequential(
         return out.to(output), None, None
     vectors.append(_last_class_vector(remaining, hard_counts, deltas, one_hot_width, dtype))
     return out.to(output), torch.stack(vectors, dim=-2).to(output), log_prob.to(output)
+
+
+def _gumbel_rao_softmax(alpha: torch.Tensor, feasible: torch.Tensor, j_hard: torch.Tensor,
+                        temperature: float | torch.Tensor, samples: int) -> torch.Tensor:
+    """``mean_k softmax((alpha + G_k) / tau)`` over ``samples`` draws ``G_k`` of the Gumbel
+    noise conditioned on ``argmax(alpha + G) = j_hard``, with the noise held fixed in the
+    gradient (top-down construction: the maximum ``log sum exp(alpha) + Gumbel``, the others
+    Gumbels truncated below it)."""
+    safe = torch.where(feasible, alpha, torch.full_like(alpha, NEG_INF)).detach()
+    log_total = torch.logsumexp(safe, -1, keepdim=True)
+    chosen = F.one_hot(j_hard, alpha.shape[-1]).bool()
+    total = torch.zeros_like(alpha)
+    for _ in range(samples):
+        top = log_total - _neg_gumbel_like(log_total)
+        # -log(exp(-top) + E exp(-alpha)), E ~ Exp(1): a Gumbel(alpha) truncated below top
+        below = -torch.logaddexp(-top, torch.where(
+            feasible, _neg_gumbel_like(alpha) - safe, torch.full_like(alpha, -NEG_INF)))
+        noise = torch.where(feasible, torch.where(chosen, top.expand_as(alpha), below) - safe,
+                            torch.zeros_like(alpha))
+        scaled = torch.where(feasible, (alpha + noise) / temperature,
+                             torch.full_like(alpha, NEG_INF))
+        total = total + torch.softmax(scaled, dim=-1)
+    return total / samples
 
 
 def project_to_support_hull(y: torch.Tensor, upper: torch.Tensor, total: torch.Tensor

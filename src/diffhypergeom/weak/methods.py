@@ -126,8 +126,9 @@ class HypergeometricSelector(nn.Module):
         logits = self.omega(self.omega_features(gamma))                      # [B, 2]
         urn = MultivariateFisherNCHypergeometric(self.population, self.latent_dim,
                                                  logits=logits)
-        # random class order per call, as in the published sampler (the joint law is the same)
-        draw = urn.rsample_detailed(temperature=temperature, hard=True, permute=True)
+        # the published estimator: straight-through Gumbel-softmax, a random class order per call
+        draw = urn.rsample_detailed(temperature=temperature, hard=True, permute=True,
+                                   gradient="gumbel")
         k = draw.counts[..., 0]                                              # [B]
         y = draw.one_hot[..., 0, :].to(gamma.dtype)                          # [B, d + 1]
         rank_weights = y.flip(-1).cumsum(-1).flip(-1)[..., 1:]               # [B, d]: P(k > i)
