@@ -54,7 +54,8 @@ def cases(args, device: torch.device) -> list[tuple[str, str, str, Callable[[], 
         def run():
             theta = logits100.clone().requires_grad_()
             d = MFNCH(pop100, 10_000, logits=theta, engine="fft")
-            d.rsample((1000,), temperature=0.5, permute=permute).sum(0).pow(2).sum().backward()
+            x = d.rsample((1000,), temperature=0.5, permute=permute, gradient="gumbel")
+            x.sum(0).pow(2).sum().backward()
         return run
 
     case = "c=100 x 1,000 balls, n=10^4"

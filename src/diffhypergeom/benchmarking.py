@@ -7,7 +7,10 @@ and ``num_samples`` samples per weight vector. ``run_case`` measures, after one 
 - ``table_seconds``: building a distribution and its generating-function tables with gradients;
 - ``exact_per_second``: draws per second of ``sample`` (tables included);
 - ``relaxed_per_second``: draws per second of a training step: build the distribution, draw
-  ``rsample(hard=True)``, reduce to a scalar and backpropagate to the logits;
+  ``rsample(hard=True, gradient="gumbel")``, reduce to a scalar and backpropagate to the
+  logits;
+- ``default_per_second`` (``method="exact"`` only): the same step with ``rsample``'s default
+  gradient (exact draws, the mean's gradient);
 - peak memory of the exact and the relaxed step (the process's peak resident set above what it
   held before, on the CPU; ``torch.cuda.max_memory_allocated`` on CUDA).
 
@@ -128,12 +131,20 @@ def run_case(case: BenchCase, method: str = "exact", repeats: int = 3) -> dict:
         theta = logits.detach().requires_grad_()
         dist = MultivariateFisherNCHypergeometric(population, case.draws, logits=theta,
                                                   method=method, engine=case.engine)
-        counts = dist.rsample((case.num_samples,), temperature=0.5, hard=True)
+        counts = dist.rsample((case.num_samples,), temperature=0.5, hard=True,
+                              gradient="gumbel")
         (counts * probe).sum().backward()
+
+    def default() -> None:  # rsample's default: exact draws, the mean's gradient
+        theta = logits.detach().requires_grad_()
+        dist = MultivariateFisherNCHypergeometric(population, case.draws, logits=theta,
+                                                  engine=case.engine)
+        (dist.rsample((case.num_samples,)) * probe).sum().backward()
 
     table_seconds, table_peak = _timed(tables, device, repeats)
     exact_seconds, exact_peak = _timed(exact, device, repeats)
     relaxed_seconds, relaxed_peak = _timed(relaxed, device, repeats)
+    default_seconds = _timed(default, device, repeats)[0] if method == "exact" else None
     engine = MultivariateFisherNCHypergeometric(population, case.draws, logits=logits,
                                                 method=method, engine=case.engine).engine_name
     return {
@@ -146,6 +157,7 @@ def run_case(case: BenchCase, method: str = "exact", repeats: int = 3) -> dict:
         "exact_peak_mb": exact_peak,
         "relaxed_seconds": relaxed_seconds, "relaxed_per_second": draws_total / relaxed_seconds,
         "relaxed_peak_mb": relaxed_peak,
+        "default_per_second": None if default_seconds is None else draws_total / default_seconds,
         "peak_memory_mb": max(table_peak, exact_peak, relaxed_peak),
     }
 
@@ -175,6 +187,7 @@ COLUMNS = [
     ("case", "label", "{}"), ("method", "method", "{}"), ("engine", "engine", "{}"),
     ("device", "device", "{}"),
     ("draws/s relaxed (fwd+bwd)", "relaxed_per_second", "{:,.0f}"),
+    ("draws/s default rsample (fwd+bwd)", "default_per_second", "{:,.0f}"),
     ("draws/s exact", "exact_per_second", "{:,.0f}"),
     ("tables+grad s", "table_seconds", "{:.3f}"),
     ("peak MiB relaxed", "relaxed_peak_mb", "{:,.0f}"),
@@ -187,7 +200,8 @@ def format_table(rows: Sequence[dict]) -> str:
     lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for row in rows:
-        lines.append("| " + " | ".join(fmt.format(row[key]) for _, key, fmt in COLUMNS) + " |")
+        lines.append("| " + " | ".join("-" if row.get(key) is None else fmt.format(row[key])
+                                       for _, key, fmt in COLUMNS) + " |")
     return "\n".join(lines)
 
 

@@ -7,9 +7,9 @@ The MFNCH is an exponential family in ``theta = logits`` with sufficient statist
 score of a draw is exactly ``x - E[X]`` (``log_prob``'s gradient): an exact score is what makes
 unbiased estimators available here (``DESIGN.md`` section 5). ``ESTIMATORS``:
 
-- ``"pathwise"``: ``rsample`` with the library's defaults (straight-through Gumbel-softmax, a
-  random class order per call); low spread, biased (``diffhypergeom gradients`` measures how
-  much);
+- ``"pathwise"``: ``rsample`` with the library's defaults (exact draws carrying the gradient of
+  the exact mean; ``rsample``'s keywords pass through): low spread, exact for linear ``f``,
+  biased for curved ones and blind to steps (``diffhypergeom gradients`` measures how much);
 - ``"reinforce-loo"``: exact draws and the exact score, ``(f(x_s) - b_s) (x_s - E[X])`` with the
   leave-one-out baseline ``b_s`` = mean of ``f`` over the other samples (Kool et al. 2019):
   unbiased for any ``f``, step functions included; needs ``num_samples >= 2``;

@@ -24,8 +24,9 @@ logits for larger urns.
 On top of the core class this one is a ``TorchDistributionMixin``: it can be called (``d()``),
 so it works at latent ``pyro.sample`` sites, and has ``to_event``, ``mask``, ``expand_by``, and
 ``expand`` returning this class. ``has_rsample`` is True: at a latent site Pyro draws with
-``rsample`` (straight-through Gumbel-softmax; with ``hard=True`` the values are exact integer
-draws), so ELBOs get pathwise (biased, see the core's ``rsample``) gradients; call
+``rsample`` (with ``hard=True``, the default, exact integer draws whose gradient is that of the
+exact mean), so ELBOs get pathwise (biased for non-linear terms, see the core's ``rsample``)
+gradients; call
 ``d.has_rsample_(False)`` for score-function gradients instead. With ``hard=False`` the relaxed
 counts are outside the integer support: build the distribution with ``validate_args=False``.
 

@@ -25,7 +25,7 @@ def test_ks_command_end_to_end(tmp_path, capsys, monkeypatch):
 
 def test_root_option_makes_timestamped_run_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(gradients.GradientConfig, "quick", classmethod(
-        lambda cls, seed=0: cls(temperatures=[1.0], num_samples=500, chunk=250, seed=seed)))
+        lambda cls, seed=0: cls(temperatures=[1.0], calls=4, samples_per_call=8, seed=seed)))
     assert main(["gradients", "--quick", "--root", str(tmp_path), "--no-progress"]) == 0
     (run_dir,) = (tmp_path / "gradients").iterdir()
     assert (run_dir / "results.json").is_file() and (run_dir / "summary.md").is_file()
@@ -57,8 +57,8 @@ def test_validate_runs_every_study_into_one_directory(tmp_path, monkeypatch, cap
                                                weight_values=[2.0], num_data=200,
                                                num_train=150, epochs=1, ml_iterations=10,
                                                seed=seed),
-        gradients.GradientConfig: lambda cls, seed=0: cls(temperatures=[1.0], num_samples=500,
-                                                          chunk=250, seed=seed),
+        gradients.GradientConfig: lambda cls, seed=0: cls(temperatures=[1.0], calls=4,
+                                                          samples_per_call=8, seed=seed),
         bench.BenchConfig: lambda cls, device="cpu": cls(classes=[3], balls=[], draws=[],
                                                          batch=[], num_samples=20, repeats=1,
                                                          device=device),

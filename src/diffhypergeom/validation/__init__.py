@@ -4,8 +4,8 @@
   reference (``reference``) and the paper's merged reference;
 - ``urn``: learning the urn weights from samples (relaxed gradient descent vs maximum
   likelihood);
-- ``gradients``: bias and variance of the straight-through Gumbel-softmax and REINFORCE
-  gradient estimators against the exact gradient of a small, enumerable urn;
+- ``gradients``: bias, spread and time of every gradient estimator (``rsample``'s gradients and
+  ``diffhypergeom.estimators``) against the exact gradient of a small, enumerable urn;
 - ``bench``: sampling throughput and peak memory against size.
 
 Each study exposes a config dataclass (``quick()`` / ``paper()``) and a ``run_*`` function that

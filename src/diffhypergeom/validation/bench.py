@@ -10,7 +10,8 @@ measuring, every case in a fresh subprocess so that peak memory is per case):
   draw each (throughput counts ``B * num_samples`` draws per call).
 
 Throughputs are draws per second: ``exact`` = ``sample`` (tables included), ``relaxed`` = a
-training step (``rsample(hard=True)`` forward + backward to the logits, tables included).
+training step (``rsample(hard=True, gradient="gumbel")`` forward + backward to the logits,
+tables included; the default ``gradient="mean"`` costs ``sample`` plus the mean's backward).
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ def summary_markdown(results: dict[str, Any]) -> str:
     rows = results["rows"]
     lines = [f"## Sampling benchmark ({rows[0]['device'] if rows else '-'}, "
              f"{rows[0]['threads'] if rows else '-'} threads)", "",
-             "draws/s: exact = `sample`; relaxed = `rsample(hard=True)` forward + backward "
-             "(tables included in both). Peak memory above the process's baseline.", "",
+             "draws/s: exact = `sample`; relaxed = `rsample(hard=True, gradient='gumbel')` "
+             "forward + backward (tables included in both). Peak memory above the process's "
+             "baseline.", "",
              format_table(rows), "", "Speed-up of exact over merge (relaxed draws/s ratio):",
              ""]
     ratio_rows = []

@@ -92,16 +92,17 @@ class KSConfig:
 
 
 def library_draws(setting: dict[str, Any], sampler: str, num: int) -> np.ndarray:
-    """``[num, 3]`` int64 draws of one library sampler (``"<method>-rsample"`` with
-    ``hard=True`` or ``"exact-sample"``), without autograd."""
+    """``[num, 3]`` int64 draws of one library sampler (``"<method>-rsample"``: the argmax of the
+    Gumbel-perturbed conditionals, ``rsample(hard=True, gradient="gumbel")``, or
+    ``"exact-sample"``: inverse-CDF ``sample``), without autograd."""
     method, kind = sampler.split("-")
     dist = MultivariateFisherNCHypergeometric(
         torch.tensor(setting["population"]), setting["draws"],
         weights=torch.tensor(setting["weights"], dtype=torch.float64), method=method)
     with torch.no_grad():
         # the fixed class order 1, 2, 3 of the paper's Algorithm 1 and of the merged reference
-        draws = (dist.rsample((num,), hard=True, permute=False) if kind == "rsample"
-                 else dist.sample((num,)))
+        draws = (dist.rsample((num,), hard=True, permute=False, gradient="gumbel")
+                 if kind == "rsample" else dist.sample((num,)))
     return draws.round().to(torch.int64).numpy()
 
 

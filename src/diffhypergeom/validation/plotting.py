@@ -153,40 +153,60 @@ def plot_urn_errors(results: dict[str, Any], path: Path) -> str:
 
 
 def plot_gradient_study(results: dict[str, Any], path: Path) -> str:
-    """Relative bias (left) and relative single-sample standard deviation (right) against the
-    temperature, one row per test function; REINFORCE as horizontal lines."""
-    from diffhypergeom.validation.gradients import TEST_FUNCTIONS, label
+    """Left: relative bias against relative spread of each estimator (Gumbel straight-through
+    at tau = 0.5), one marker per test function, with the issue's goal boxes. Right: the
+    Gumbel variants' largest bias over the smooth test functions against the temperature, the
+    default (mean) gradient as a horizontal line."""
+    from diffhypergeom.validation.gradients import TEST_FUNCTIONS
 
     plt = pyplot()
-    names = list(TEST_FUNCTIONS)
-    fig, axes = plt.subplots(len(names), 2, figsize=(10, 3.0 * len(names)), squeeze=False)
-    rows = results["estimators"]
-    styles = {"ST exact, fixed order": ("tab:blue", "-"), "ST exact, random order":
-              ("tab:blue", "--"), "ST merge, fixed order": ("tab:red", "-"),
-              "ST merge, random order": ("tab:red", "--"),
-              "REINFORCE": ("0.3", ":"), "REINFORCE + baseline": ("k", "-.")}
-    for r, name in enumerate(names):
-        for key, (colour, ls) in styles.items():
-            chosen = [row for row in rows if label(row) == key]
-            if not chosen:
-                continue
-            for col, metric in enumerate(("relative_bias", "relative_std")):
-                ax = axes[r, col]
-                if chosen[0]["estimator"] == "reinforce":
-                    ax.axhline(chosen[0]["functions"][name][metric], color=colour, ls=ls,
-                               label=key)
-                else:
-                    chosen = sorted(chosen, key=lambda row: row["temperature"])
-                    ax.plot([row["temperature"] for row in chosen],
-                            [row["functions"][name][metric] for row in chosen], "o",
-                            color=colour, ls=ls, ms=3, label=key)
-        for col, title in enumerate(("relative bias ||E g - grad|| / ||grad||",
-                                     "relative std sqrt(tr Cov g) / ||grad||")):
-            axes[r, col].set_xscale("log")
-            axes[r, col].set_yscale("log")
-            axes[r, col].set_title(f"f = {TEST_FUNCTIONS[name][1]}: {title}", fontsize=8)
-            axes[r, col].set_xlabel("temperature tau", fontsize=8)
-    axes[0, 1].legend(fontsize=7)
+    temps = results["config"]["temperatures"]
+    tau = 0.5 if 0.5 in temps else temps[0]
+    floor = 1e-3
+    fig, (left, key, right) = plt.subplots(1, 3, figsize=(17, 5.6),
+                                           gridspec_kw={"width_ratios": [1.0, 0.42, 1.0]})
+    key.axis("off")
+    markers = dict(zip(TEST_FUNCTIONS, "os^vDPX", strict=False))
+    chosen = [row for row in results["estimators"]
+              if row["gradient"] == "mean" or row["temperature"] in (None, tau)]
+    colours = plt.get_cmap("tab20")
+    for k, row in enumerate(chosen):
+        for name, f in row["functions"].items():
+            left.scatter(max(f["relative_spread"], floor), max(f["relative_bias"], floor),
+                         color=colours(k % 20), marker=markers[name], s=28,
+                         label=row["label"] if name == "linear" else None)
+    for bias, spread, text in ((0.10, 3.0, "default rsample goal (smooth f)"),
+                               (0.03, 1.5, "score estimator goal (every f)")):
+        left.plot([floor, spread, spread], [bias, bias, floor], color="0.4", lw=0.8, ls="--")
+        left.annotate(text, (spread, bias), fontsize=7, color="0.3",
+                      xytext=(3, 3), textcoords="offset points")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("relative spread of one call, per draw (floored at 1e-3)")
+    left.set_ylabel("relative bias (floored at 1e-3)")
+    left.set_title(f"estimators (Gumbel at tau = {tau:g}); markers: "
+                   + ", ".join(f"{m} {n}" for n, m in markers.items()), fontsize=7)
+    handles, names = left.get_legend_handles_labels()
+    key.legend(handles, names, fontsize=7, loc="center", title="estimator (colour)",
+               title_fontsize=7)
+    smooth = [n for n, t in TEST_FUNCTIONS.items() if t.smooth]
+    labels = dict.fromkeys(row["label"] for row in results["estimators"]
+                           if row["gradient"] in ("gumbel", "gumbel-rao"))
+    for k, key in enumerate(labels):
+        rows = sorted((r for r in results["estimators"] if r["label"] == key),
+                      key=lambda r: r["temperature"])
+        right.plot([r["temperature"] for r in rows],
+                   [max(r["functions"][n]["relative_bias"] for n in smooth) for r in rows],
+                   "o-", ms=3, color=colours(k % 20), label=key)
+    mean_row = next(r for r in results["estimators"] if r["gradient"] == "mean")
+    right.axhline(max(max(mean_row["functions"][n]["relative_bias"] for n in smooth), floor),
+                  color="k", ls="--", label=mean_row["label"])
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("temperature tau")
+    right.set_ylabel("largest relative bias over the smooth test functions")
+    right.set_title("Gumbel (-Rao) straight-through against the temperature", fontsize=8)
+    right.legend(fontsize=6)
     fig.tight_layout()
     save_figure(fig, path)
     return path.name

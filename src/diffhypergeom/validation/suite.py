@@ -29,15 +29,15 @@ def _headline(name: str, results: dict[str, Any]) -> str:
                          f"(median err {v['median_error']:.3f})"
                          for k, v in results["totals"].items())
     if name == "gradients":
-        rows = [r for r in results["estimators"] if r["estimator"] == "straight-through"]
-        best = min(rows, key=lambda r: r["functions"]["linear"]["relative_bias"])
-        fixed = [r["functions"]["linear"]["relative_bias"] for r in rows
-                 if r["method"] == "exact" and r["order"] == "fixed"]
-        return (f"linear f: least-biased ST = {best['method']}, {best['order']} order, "
-                f"tau {best['temperature']:g} (rel. bias "
-                f"{best['functions']['linear']['relative_bias']:.3f}); ST exact fixed order "
-                f"rel. bias {min(fixed):.2f}-{max(fixed):.2f}; exact gradient = finite "
-                f"difference to {results['max_finite_difference_error']:.1e}")
+        goals = results["goals"]
+        default = goals["pathwise, mean (default rsample)"]
+        best = min((g for k, g in goals.items() if k.startswith("reinforce")),
+                   key=lambda g: g["max_relative_spread"])
+        best_name = next(k for k, g in goals.items() if g is best)
+        return (f"default rsample: max rel. bias {default['max_relative_bias']:.3f} on smooth "
+                f"f; best score estimator: {best_name} (max rel. spread "
+                f"{best['max_relative_spread']:.2f}); exact gradient = finite difference to "
+                f"{results['max_finite_difference_error']:.1e}")
     rows = [r for r in results["rows"] if r["sweep"] == "balls" and r["method"] == "exact"]
     if rows:
         r = max(rows, key=lambda r: r["value"])

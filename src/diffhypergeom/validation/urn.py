@@ -2,12 +2,17 @@
 
 Data: ``num_data`` exact draws (independent numpy reference, ``reference.enumerate_urn``) of
 ``MFNCH(m, n, w_gt)`` with ``w_gt = [1, w2, 1]``, split ``num_train`` / rest for validation.
-Two estimators of ``theta = log w`` (initialised at 0):
+Estimators of ``theta = log w`` (initialised at 0):
 
 - *relaxed*: Adam on the paper's loss (its Equation 36), the batch mean of
-  ``||x_data - X||^2`` with one straight-through relaxed draw ``X ~ rsample`` per data point
-  (``method="exact"`` or ``"merge"``). Its expectation is
+  ``||x_data - X||^2`` with one straight-through draw ``X ~ rsample(hard=True)`` per data point:
+  ``relaxed-exact`` with the default gradient (that of the exact mean), ``gumbel-exact`` with
+  straight-through Gumbel-softmax and a random class order per step (the default before),
+  ``relaxed-merge`` with the paper's merged sampler (Gumbel). The loss's expectation is
   ``||x_data - E X||^2 + tr Cov X``: a moment-matching loss.
+- ``reinforce-cv``: Adam on the same expected loss, ``f(x) = mean_b ||x_data_b - x||^2``, with
+  ``surrogate_loss(..., estimator="reinforce-cv")`` and as many draws per step as the batch
+  holds: an unbiased gradient of the paper's objective.
 - *maximum likelihood*: L-BFGS on the exact mean negative log-likelihood ``-log_prob`` (which
   does not depend on ``method``).
 
@@ -41,7 +46,7 @@ from diffhypergeom.validation.common import (
     single_thread,
 )
 
-ESTIMATORS = ("relaxed-exact", "relaxed-merge", "ml")
+ESTIMATORS = ("relaxed-exact", "gumbel-exact", "relaxed-merge", "reinforce-cv", "ml")
 
 
 @dataclass
@@ -106,11 +111,30 @@ def paper_loss(data: torch.Tensor, relaxed: torch.Tensor) -> torch.Tensor:
     return (data - relaxed).square().sum(-1).mean()
 
 
-def fit_relaxed(config: UrnConfig, train: torch.Tensor, valid: torch.Tensor, method: str
+def _step_loss(config: UrnConfig, logits: torch.Tensor, batch: torch.Tensor, estimator: str
+               ) -> torch.Tensor:
+    """One step's loss, whose gradient estimates that of the expected paper loss."""
+    if estimator == "reinforce-cv":
+        from diffhypergeom.estimators import surrogate_loss
+
+        def f(x: torch.Tensor) -> torch.Tensor:  # [S, c] -> [S]: mean over the batch
+            return (x.unsqueeze(1) - batch).square().sum(-1).mean(-1)
+
+        return surrogate_loss(_dist(config, logits), f, num_samples=len(batch),
+                              estimator="reinforce-cv")
+    method = "merge" if estimator == "relaxed-merge" else "exact"
+    gradient = "mean" if estimator == "relaxed-exact" else "gumbel"
+    relaxed = _dist(config, logits, method).rsample(
+        (len(batch),), temperature=config.temperature, hard=True, gradient=gradient)
+    return paper_loss(batch, relaxed)
+
+
+def fit_relaxed(config: UrnConfig, train: torch.Tensor, valid: torch.Tensor, estimator: str
                 ) -> dict[str, Any]:
-    """Adam through ``rsample(hard=True)`` on ``paper_loss`` with the learning rate decayed
-    linearly to 0 (so the last iterate is not dominated by step noise); a new distribution per
-    step (the tables depend on the current logits). Validation loss once per epoch (fresh draws)."""
+    """Adam on the paper loss with the gradient of ``estimator`` (one of ``ESTIMATORS`` but
+    ``"ml"``), the learning rate decayed linearly to 0 (so the last iterate is not dominated by
+    step noise); a new distribution per step (the tables depend on the current logits).
+    Validation loss once per epoch (fresh draws)."""
     logits = torch.zeros(len(config.population), dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.Adam([logits], lr=config.learning_rate)
     total = config.epochs * math.ceil(len(train) / config.batch_size)
@@ -120,9 +144,7 @@ def fit_relaxed(config: UrnConfig, train: torch.Tensor, valid: torch.Tensor, met
         order = torch.randperm(len(train))
         for start in range(0, len(train), config.batch_size):
             batch = train[order[start:start + config.batch_size]]
-            relaxed = _dist(config, logits, method).rsample(
-                (len(batch),), temperature=config.temperature, hard=True)
-            loss = paper_loss(batch, relaxed)
+            loss = _step_loss(config, logits, batch, estimator)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -130,8 +152,9 @@ def fit_relaxed(config: UrnConfig, train: torch.Tensor, valid: torch.Tensor, met
             steps += 1
             train_curve.append(loss.item())
             trajectory.append(logits.detach().tolist())
+        method = "merge" if estimator == "relaxed-merge" else "exact"
         with torch.no_grad():
-            draws = _dist(config, logits, method).rsample((len(valid),), hard=True)
+            draws = _dist(config, logits.detach(), method).sample((len(valid),)).double()
             valid_curve.append([steps, float(paper_loss(valid, draws))])
     return {"logits": logits.detach().tolist(), "train_curve": train_curve,
             "valid_curve": valid_curve, "trajectory": trajectory}
@@ -205,9 +228,8 @@ def run_setting(config: UrnConfig, w2: float, index: int) -> dict[str, Any]:
     urn = reference.enumerate_urn(config.population, config.draws, truth)
     data = torch.tensor(urn.draw(config.num_data, rng), dtype=torch.float64)
     train, valid = data[:config.num_train], data[config.num_train:]
-    fits = {"relaxed-exact": fit_relaxed(config, train, valid, "exact"),
-            "relaxed-merge": fit_relaxed(config, train, valid, "merge"),
-            "ml": fit_ml(config, train, valid)}
+    fits = {name: fit_relaxed(config, train, valid, name) for name in ESTIMATORS[:-1]}
+    fits["ml"] = fit_ml(config, train, valid)
     return {"w2": w2, "weights": truth,
             "estimators": {name: {**fit, **evaluate(config, fit["logits"], truth, train, valid)}
                            for name, fit in fits.items()}}
