@@ -243,3 +243,22 @@ def test_gumbel_rao_arguments():
     draw = d.rsample_detailed((3,), gradient="gumbel-rao", rao_samples=2)
     torch.testing.assert_close(draw.one_hot.argmax(-1).double(), draw.counts.detach())
     (draw.counts[..., 0].sum() + draw.one_hot[..., 2, 1].sum()).backward()
+
+
+def test_permuted_tables_are_kept_per_class_order():
+    """rsample(permute=True) builds a permuted copy (and its tables) once per class order and
+    distribution; at most ORDER_CACHE of them are kept."""
+    from diffhypergeom.distribution import ORDER_CACHE
+
+    torch.manual_seed(0)
+    d = MFNCH(torch.tensor([3, 4, 5]), 6, logits=torch.zeros(3))
+    for _ in range(40):
+        d.rsample((2,), gradient="gumbel")
+    assert len(d._order_cache) == 6  # 3! orders, each built once
+    copies = {id(copy) for copy, _ in d._order_cache.values()}
+    d.rsample((2,), gradient="gumbel")
+    assert {id(copy) for copy, _ in d._order_cache.values()} == copies
+    wide = MFNCH(torch.full((8,), 3), 6, logits=torch.zeros(8))
+    for _ in range(3 * ORDER_CACHE):
+        wide.rsample((1,), gradient="gumbel")
+    assert len(wide._order_cache) == ORDER_CACHE

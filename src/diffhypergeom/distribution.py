@@ -35,6 +35,8 @@ from diffhypergeom.sampling import RelaxedDraw, rsample_sequential, sample_seque
 from diffhypergeom.special import NEG_INF
 
 METHODS = ("exact", "merge")
+# permuted copies of a distribution (one per class order) that ``rsample(permute=True)`` keeps
+ORDER_CACHE = 24
 # backward passes of hard ``rsample`` draws
 GRADIENTS = ("mean", "gumbel", "gumbel-rao")
 # Largest dense marginal (counts x urns) that ``marginal`` builds.
@@ -358,13 +360,21 @@ class MultivariateFisherNCHypergeometric(Distribution):
     # ------------------------------------------------------------------ sampling
     def _permuted(self, permute: bool) -> tuple[MultivariateFisherNCHypergeometric,
                                                 torch.Tensor | None]:
+        """This distribution with its classes in a random order, and the inverse order. The
+        permuted copies (with their tables) are kept per order, the last ``ORDER_CACHE``."""
         if not permute:
             return self, None
         order = torch.randperm(self.num_classes, device=self.logits.device)
-        permuted = self._copy_with(self.population[..., order], self.draws,
-                                   self.logits[..., order])
-        permuted._weights = None if self._weights is None else self._weights[..., order]
-        return permuted, torch.argsort(order)
+        key = tuple(order.tolist())
+        cache = self.__dict__.setdefault("_order_cache", {})
+        if key not in cache:
+            permuted = self._copy_with(self.population[..., order], self.draws,
+                                       self.logits[..., order])
+            permuted._weights = None if self._weights is None else self._weights[..., order]
+            if len(cache) >= ORDER_CACHE:
+                cache.pop(next(iter(cache)))
+            cache[key] = (permuted, torch.argsort(order))
+        return cache[key]
 
     @torch.compiler.disable
     def sample(self, sample_shape: Sequence[int] = torch.Size(), permute: bool = False
