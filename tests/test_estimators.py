@@ -147,3 +147,35 @@ def test_bad_arguments(kwargs, match):
     f = kwargs.pop("f", FUNCTIONS["linear"])
     with pytest.raises(ValueError, match=match):
         surrogate_loss(dist, f, **kwargs)
+
+
+def test_reinforce_cv_with_many_wide_classes():
+    """30 classes of 100 balls: with 32 draws the control variate has more features than
+    draws and must fall back to (about) the leave-one-out baseline; with 128 it must beat it
+    (with penalties that ignored the classes it had 4 times the baseline's spread at 32). Linear
+    f, whose exact gradient is Cov(X) a (the mean's Jacobian)."""
+    torch.manual_seed(0)
+    population, logits0 = torch.full((30,), 100), torch.randn(30, dtype=torch.float64)
+    a = torch.randn(30, dtype=torch.float64)
+    theta = logits0.clone().requires_grad_()
+    (exact,) = torch.autograd.grad(MFNCH(population, 1000, logits=theta).mean @ a, theta)
+    replicates = 40
+
+    def grads(estimator, num_samples):
+        out = []
+        for _ in range(replicates):
+            theta = logits0.clone().requires_grad_()
+            surrogate_loss(MFNCH(population, 1000, logits=theta), lambda x: x @ a,
+                           num_samples=num_samples, estimator=estimator).backward()
+            out.append(theta.grad.numpy())
+        return np.stack(out)
+
+    spread = {}
+    for num_samples in (32, 128):
+        for estimator in ("reinforce-loo", "reinforce-cv"):
+            g = grads(estimator, num_samples)
+            assert (np.abs(g.mean(0) - exact.numpy())
+                    <= 5 * g.std(0, ddof=1) / math.sqrt(replicates) + 1e-9).all(), estimator
+            spread[estimator, num_samples] = np.sqrt(np.trace(np.cov(g.T)))
+    assert spread["reinforce-cv", 32] < 1.3 * spread["reinforce-loo", 32], spread
+    assert spread["reinforce-cv", 128] < 0.5 * spread["reinforce-loo", 128], spread

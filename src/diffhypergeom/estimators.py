@@ -25,6 +25,7 @@ unbiased estimators available here (``DESIGN.md`` section 5). ``ESTIMATORS``:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -38,9 +39,11 @@ ESTIMATORS = ("pathwise", "reinforce-loo", "reinforce-cv", "exact")
 MAX_EXACT_SUPPORT = 100_000
 # "reinforce-cv" fits its control variate on groups of at most this many draws (O(group^3)).
 CV_GROUP = 256
-# ... with a ridge penalty of max(1, CV_SHRINK / draws) on all but the constant: with few draws
-# the fit shrinks towards the leave-one-out mean of "reinforce-loo"
+# ... with ridge penalties that shrink the fit towards the leave-one-out mean of "reinforce-loo"
+# when the draws are few for the features (see _reinforce_cv)
 CV_SHRINK = 64
+# ... and a penalty of 1 / CV_CONSTANT on the constant (next to none)
+CV_CONSTANT = 100
 
 
 def surrogate_loss(dist: MultivariateFisherNCHypergeometric,
@@ -108,8 +111,12 @@ def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
     ``f`` is fitted by weighted ridge regression on the features ``phi(x)``: a constant, the
     standardised counts ``z_i = (x_i - mu_i) / sd_i`` and, per class, the indicator of each
     count (an additive model ``sum_i h_i(x_i)``), with weights ``||x - mu||^2 / tr Cov(X)`` (the
-    score's size), a unit ridge penalty on the constant and ``max(1, CV_SHRINK / S)`` on the
-    rest. With ``a_{-s}`` fitted without draw ``s``,
+    score's size). Ridge penalties, with ``S`` draws and ``s0 = max(1, CV_SHRINK / S)``:
+    ``1 / CV_CONSTANT`` on the constant, ``max(s0, 2 c - S)`` on the ``c`` standardised counts
+    (their degrees of freedom stay below about half the draws) and ``s0 max(1, c / 4)`` on the
+    indicators (one block per class); with fewer than ``2 c`` draws only the constant is
+    fitted (a weighted leave-one-out baseline). With ``a_{-s}`` fitted
+    without draw ``s``,
 
         g = mean_s (f(x_s) - a_{-s} . phi(x_s)) (x_s - mu) + d/dtheta E_theta[abar . phi(X)],
 
@@ -128,10 +135,11 @@ def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
     sd = dist.variance.detach().to(torch.float64).reshape(batch, c).sqrt()
     safe_sd = torch.where(sd > 0, sd, torch.ones_like(sd))
     z = (flat_x - mu.unsqueeze(1)) / safe_sd.unsqueeze(1)
-    # kappa_s: phi(x_s) . E_theta[phi(X)] without the constant (its gradient is that of the
-    # control variate's expectation)
+    # phi(x_s) . E_theta[phi(X)] per block (standardised counts, count indicators): with the
+    # fitted weights, its gradient is that of the control variate's expectation
     expected_z = (mean - mu) / safe_sd
-    kappa = (z * expected_z.unsqueeze(1)).sum(-1)
+    kappa_z = (z * expected_z.unsqueeze(1)).sum(-1)
+    kappa_p = torch.zeros_like(kappa_z)
     for i in range(c):
         offset, log_probs = dist.log_marginal(i)
         offset = offset.reshape(batch, 1)
@@ -139,13 +147,13 @@ def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
         j = flat_x[..., i].long() - offset
         inside = (j >= 0) & (j < log_probs.shape[-1])
         gathered = log_probs.gather(-1, j.clamp(0, log_probs.shape[-1] - 1)).exp()
-        kappa = kappa + torch.where(inside, gathered, torch.zeros_like(gathered))
+        kappa_p = kappa_p + torch.where(inside, gathered, torch.zeros_like(gathered))
     spread = (flat_x - mu.unsqueeze(1)).square().sum(-1)
     total_var = sd.square().sum(-1, keepdim=True)
     weights = torch.where(total_var > 0, spread / torch.where(total_var > 0, total_var, 1.0),
                           torch.ones_like(spread)).clamp_min(1e-3)
     loo_residual, beta = torch.empty_like(v), torch.empty_like(v)
-    kappa_group = torch.zeros_like(kappa)
+    kappa_group = torch.zeros_like(kappa_z)
     for start in range(0, num_samples, CV_GROUP):
         group = slice(start, min(start + CV_GROUP, num_samples))
         if group.stop - group.start < 2:  # a lone draw left over joins the previous group
@@ -153,14 +161,20 @@ def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
         xs, zs, w, vs = flat_x[:, group], z[:, group], weights[:, group], v[:, group]
         size = vs.shape[-1]
         same = (xs.unsqueeze(2) == xs.unsqueeze(1)).sum(-1).to(torch.float64)
-        penalty = max(1.0, CV_SHRINK / size)
-        kernel = 1 + (zs @ zs.transpose(1, 2) + same) / penalty
+        shrink = max(1.0, CV_SHRINK / size)
+        # fewer than 2 draws per class: only the constant (a leave-one-out baseline)
+        if size >= 2 * c:
+            linear, indicator = max(shrink, 2.0 * c - size), shrink * max(1.0, c / 4)
+        else:
+            linear = indicator = math.inf
+        kernel = CV_CONSTANT + zs @ zs.transpose(1, 2) / linear + same / indicator
         system = kernel + torch.diag_embed(1 / w)
         inverse = torch.cholesky_inverse(torch.linalg.cholesky(system))
         solved = (inverse @ vs.unsqueeze(-1)).squeeze(-1)
         loo = solved / inverse.diagonal(dim1=-2, dim2=-1)  # f(x_s) - a_{-s} . phi(x_s)
         loo_residual[:, group] = loo
-        kappa_group[:, group] = 1 + kappa[:, group] / penalty
+        kappa_group[:, group] = (CV_CONSTANT + kappa_z[:, group] / linear
+                                 + kappa_p[:, group] / indicator)
         beta[:, group] = ((inverse @ (vs - loo / size).unsqueeze(-1)).squeeze(-1)
                           * size / num_samples)
     log_prob = dist.log_prob(x.to(dist.logits.dtype)).to(torch.float64)
