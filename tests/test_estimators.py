@@ -22,27 +22,34 @@ FUNCTIONS = {
 }
 
 
-def _exact_gradient(f) -> np.ndarray:
-    ref = moments(POP, DRAWS, WEIGHTS)
+# a second urn: 4 classes, n > N / 2 (the complement), a weight of 0 (a class never drawn)
+OTHER_URN = ([3, 6, 2, 5], 9, [0.5, 2.0, 0.0, 4.0])
+
+
+def _exact_gradient(f, urn=(POP, DRAWS, WEIGHTS)) -> np.ndarray:
+    ref = moments(*urn)
     values = f(torch.tensor(ref["points"], dtype=torch.float64)).numpy()
     return (ref["p"] * values) @ (ref["points"] - ref["mean"])
 
 
-def _gradient(estimator: str, f, num_samples: int, **kwargs) -> np.ndarray:
-    logits = torch.tensor(WEIGHTS, dtype=torch.float64).log().requires_grad_()
-    dist = MFNCH(torch.tensor(POP), DRAWS, logits=logits)
+def _gradient(estimator: str, f, num_samples: int, urn=(POP, DRAWS, WEIGHTS), **kwargs
+              ) -> np.ndarray:
+    population, draws, weights = urn
+    weights = torch.tensor(weights, dtype=torch.float64).requires_grad_()
+    dist = MFNCH(torch.tensor(population), draws, weights=weights)
     surrogate_loss(dist, f, num_samples=num_samples, estimator=estimator, **kwargs).backward()
-    return logits.grad.numpy()
+    # d/dtheta = w d/dw (zero for a zero weight: the law does not depend on its logit)
+    return (weights.grad * weights).detach().numpy()
 
 
 def _agrees(estimator: str, f, replicates: int = 1000, num_samples: int = 4, z: float = 5.0,
-            **kwargs) -> bool:
+            urn=(POP, DRAWS, WEIGHTS), **kwargs) -> bool:
     """Mean of ``replicates`` gradients within ``z`` standard errors of the exact one, every
     component (z = 5: a false alarm has probability ~1e-6 per component)."""
     torch.manual_seed(0)
-    grads = np.stack([_gradient(estimator, f, num_samples, **kwargs)
+    grads = np.stack([_gradient(estimator, f, num_samples, urn, **kwargs)
                       for _ in range(replicates)])
-    error = np.abs(grads.mean(0) - _exact_gradient(f))
+    error = np.abs(grads.mean(0) - _exact_gradient(f, urn))
     return bool((error <= z * grads.std(0, ddof=1) / math.sqrt(replicates) + 1e-9).all())
 
 
@@ -57,6 +64,17 @@ def test_exact_estimator_is_the_gradient(name):
 @pytest.mark.parametrize("name", list(FUNCTIONS))
 def test_score_estimators_are_unbiased(estimator, name):
     assert _agrees(estimator, FUNCTIONS[name])
+
+
+@pytest.mark.parametrize("estimator", ["reinforce-loo", "reinforce-cv", "exact"])
+def test_estimators_on_another_urn(estimator):
+    """4 classes, the complement path, a zero weight; 8 draws per estimate."""
+    f = lambda x: (x[..., 1] >= 4).to(x.dtype) + 0.1 * x[..., 3] ** 2  # noqa: E731
+    if estimator == "exact":
+        np.testing.assert_allclose(_gradient("exact", f, 1, OTHER_URN),
+                                   _exact_gradient(f, OTHER_URN), rtol=1e-10, atol=1e-12)
+    else:
+        assert _agrees(estimator, f, replicates=500, num_samples=8, urn=OTHER_URN)
 
 
 @pytest.mark.parametrize("num_samples", [3, 300])
