@@ -342,3 +342,16 @@ def test_importing_the_core_does_not_import_pyro():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_default_rsample_detailed_in_the_pyro_class():
+    """The Pyro class's ``sample`` returns float counts; the mean gradient's one-hot vectors
+    still come from integer draws."""
+    logits = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    d = MFNCH(torch.tensor([3, 4, 5]), 6, logits=logits)
+    draw = d.rsample_detailed((4,))
+    assert draw.one_hot.shape == (4, 3, 6)
+    torch.testing.assert_close(draw.one_hot.argmax(-1).to(draw.counts.dtype),
+                               draw.counts.detach())
+    draw.one_hot[..., 0, 2].sum().backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0

@@ -416,9 +416,9 @@ class MultivariateFisherNCHypergeometric(Distribution):
           (centred difference of neighbouring conditional rows; three times the rows). On the
           same urn at ``temperature=0.5`` the bias on smooth ``f`` was 0.30-0.93 with a fixed
           order, 0.06-0.45 with coupling, and 0.04-0.07 averaged over random orders, where a
-          single call's order
-          gives it a spread of 3-4 times the gradient's norm per draw at 64 draws per call
-          (growing as the square root of the draws per call).
+          single call's order gives it a spread of 3-4 times the gradient's norm per draw at
+          64 draws per call (growing as the square root of the draws per call).
+          ``couple_rows=True`` without a ``gradient`` selects this one.
         - ``"gumbel-rao"``: the same estimator Rao-Blackwellised over ``rao_samples`` draws of
           the Gumbel noise given each hard count (Paulus et al. 2021): the same bias, about half
           the spread with a fixed order, at ``rao_samples`` softmaxes per class.
@@ -502,7 +502,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         """Exact draws whose gradient is that of ``E[X]`` (and of each class's marginal)."""
         dtype = self.logits.dtype
         mean = self.mean  # before sampling, so that the cached tables keep their gradient
-        hard = self.sample(sample_shape)
+        hard = MultivariateFisherNCHypergeometric.sample(self, sample_shape)  # int64 counts
         counts = hard.to(dtype) + (mean - mean.detach())
         if width is None:
             return RelaxedDraw(counts, None, None)
