@@ -173,3 +173,22 @@ def test_gradient_in_a_zero_weight_is_its_true_limit(engine):
     (grad_x,) = torch.autograd.grad(
         MFNCH(POP, 6, weights=w, engine=engine).log_prob(torch.tensor([2, 4, 0])), w)
     assert abs(float(grad_x[2]) + 4 * math.exp(below - here)) < 1e-10
+
+
+@pytest.mark.parametrize("engine", ["logspace", "fft"])
+def test_mean_gradient_in_a_zero_weight_is_its_true_limit(engine):
+    """d E[X] / d w_i at w_i = 0 against a one-sided difference quotient of brute-force means
+    (w_i = 1e-7), so that rsample's default gradient can move a weight away from zero."""
+    from enumeration import moments
+
+    w = torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64, requires_grad=True)
+    d = MFNCH(POP, 6, weights=w, engine=engine)
+    (grad,) = torch.autograd.grad(d.mean @ torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64),
+                                  w)
+    eps = 1e-7
+    slope = (moments(POP.tolist(), 6, [1.0, 2.0, eps])["mean"]
+             - moments(POP.tolist(), 6, [1.0, 2.0, 0.0])["mean"]) / eps
+    assert abs(float(grad[2]) - slope @ [1.0, -2.0, 3.0]) < 1e-5
+    x = MFNCH(POP, 6, weights=w, engine=engine).rsample((3,))
+    (grad_x,) = torch.autograd.grad(x[..., 2].sum(), w)
+    assert abs(float(grad_x[2]) - 3 * slope[2]) < 1e-5

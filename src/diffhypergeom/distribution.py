@@ -246,6 +246,31 @@ class MultivariateFisherNCHypergeometric(Distribution):
         """``[...]``, value 0: gives ``A``'s gradient in a weight that is exactly zero its true
         (one-sided) value ``m_i P0(n - 1) / P0(n)``, which ``log w`` cannot carry. Only for a
         distribution built from ``weights`` with a zero entry, while recording gradients."""
+        found = self._zero_weight_slopes()
+        if found is None:
+            return None
+        weights, slope, _ = found
+        return (weights * slope).sum(-1)
+
+    def _zero_weight_mean_term(self, mean: torch.Tensor) -> torch.Tensor | None:
+        """``[..., c]``, value 0: the mean's gradient in a weight ``w_i`` that is exactly zero,
+        ``m_i P0(n - 1) / P0(n) (E_{n-1}[X] + e_i - E_n[X])`` (one ball of class ``i`` enters
+        the draw, to first order in ``w_i``)."""
+        found = self._zero_weight_slopes()
+        if found is None:
+            return None
+        weights, slope, below = found
+        with torch.no_grad():
+            shift = below._urn().moments()[0].reshape(mean.shape) - mean.detach()
+            step = shift.unsqueeze(-2) + torch.eye(self.num_classes, dtype=torch.float64,
+                                                   device=mean.device)
+        return ((weights * slope).unsqueeze(-1) * step).sum(-2)
+
+    def _zero_weight_slopes(self) -> tuple[torch.Tensor, torch.Tensor,
+                                           MultivariateFisherNCHypergeometric] | None:
+        """For a distribution built from ``weights`` with a zero entry, while recording
+        gradients: the weights (float64), ``m_i P0(n - 1) / P0(n)`` where ``w_i = 0`` (else 0)
+        and the distribution with one draw fewer."""
         weights = self._weights
         if weights is None or not (weights.requires_grad and torch.is_grad_enabled()):
             return None
@@ -256,7 +281,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
                    ).reshape(self.batch_shape)
             slope = self.population.to(torch.float64) * gap.exp().unsqueeze(-1)
             slope = torch.where((weights == 0) & (self.draws > 0).unsqueeze(-1), slope, 0.0)
-        return (weights.to(torch.float64) * slope).sum(-1)
+        return weights.to(torch.float64), slope, below
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         """Exact normalised log-PMF, ``[*sample, *batch]``; ``-inf`` outside the support.
@@ -326,8 +351,9 @@ class MultivariateFisherNCHypergeometric(Distribution):
     @property
     def mean(self) -> torch.Tensor:
         """``[..., c]``: exact ``E[x]`` (the gradient of the log-partition function)."""
-        return self._unflatten(self._urn().moments()[0], torch.Size(), (self.num_classes,)
-                               ).to(self.logits.dtype)
+        mean = self._unflatten(self._urn().moments()[0], torch.Size(), (self.num_classes,))
+        term = self._zero_weight_mean_term(mean)
+        return (mean if term is None else mean + term).to(self.logits.dtype)
 
     @property
     def variance(self) -> torch.Tensor:
