@@ -1,8 +1,9 @@
 """Weak supervision (the paper's Section 5.2): learn how many of K generative factors two views
 share. `weak train` trains one model (LabelVAE, AdaVAE or HGVAE) on pairs sharing s factors;
 `weak sweep` runs methods x s values x seeds and writes results.json, summary.md and summary.png
-(skipping finished runs when restarted); `weak render` saves a PNG grid of the procedural
-mpi3d-like dataset with each factor varying."""
+(skipping finished runs when restarted); `weak selector` asks whether the selector can learn s
+at all, on perfect latents with only the selector trained; `weak render` saves a PNG grid of the
+procedural mpi3d-like dataset with each factor varying."""
 
 from __future__ import annotations
 
@@ -108,6 +109,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sweep.add_argument("--progress", action="store_true",
                        help="show each run's Lightning progress bar")
 
+    selector = sub.add_parser(
+        "selector",
+        help="can the selector learn s? perfect latents, only the selector trained",
+        description="The selector study (diffhypergeom.weak.selector): posteriors of a "
+        "perfect representation, data through a fixed linear map; trains only the selector and "
+        "a linear decoder for each variant, s and seed; writes results.json (s_hat, "
+        "expected_k per run), summary.md and selector_s_hat.png.")
+    selector.add_argument("--quick", action="store_true",
+                          help="2 seeds, 300 steps, 500 evaluation pairs (80 s on 2 cores)")
+    selector.add_argument("--s-values", type=_int_list, default=None,
+                          help="comma-separated numbers of shared dims (default 0,1,3,5)")
+    selector.add_argument("--seeds", type=_int_list, default=None,
+                          help="comma-separated seeds (default 0,1,2,3,4; 0,1 with --quick)")
+    selector.add_argument("--steps", type=int, default=None,
+                          help="Adam steps per run (default 1500; 300 with --quick)")
+    selector.add_argument("--latent-dim", type=int, default=None, help="d (default 7)")
+    selector.add_argument("--k-penalty", type=float, default=None,
+                          help="nats per independent dim of the penalised variant (default 1)")
+    selector.add_argument("--out", default=None,
+                          help="run directory (default runs/weak-selector/<time>); an existing "
+                          "one is reused and its finished runs are skipped")
+    selector.add_argument("--root", default="runs",
+                          help="root of new run directories (default runs)")
+    selector.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     render = sub.add_parser("render", help="PNG grid: each factor varying",
                             formatter_class=fmt)
     _add_data_options(render)
@@ -171,6 +197,21 @@ def run(args: argparse.Namespace) -> int:
             path = args.out
         path = render_factor_grid(make_source(config), path, args.columns, args.seed)
         print(f"wrote {path}")
+        return 0
+
+    if args.weak_command == "selector":
+        from diffhypergeom.weak.selector import SelectorConfig, run_selector_study
+
+        config = SelectorConfig.quick() if args.quick else SelectorConfig.paper()
+        for name, value in (("s_values", args.s_values), ("seeds", args.seeds),
+                            ("steps", args.steps), ("latent_dim", args.latent_dim),
+                            ("k_penalty", args.k_penalty)):
+            if value is not None:
+                setattr(config, name, value)
+        out_dir = make_run_dir("weak-selector", root=args.root, out=args.out)
+        run_selector_study(config, out_dir, progress=not args.no_progress)
+        print(open(os.path.join(out_dir, "summary.md"), encoding="utf-8").read())
+        print(f"results in {out_dir}")
         return 0
 
     _set_threads(args)

@@ -103,15 +103,18 @@ class AdaSelector(nn.Module):
 class HypergeometricSelector(nn.Module):
     """HGVAE's selector (see module docs). ``omega_input``: what the dense layer sees --
     ``raw`` gamma (the paper), gamma ``sorted`` descending (permutation invariant), or
-    ``log-sorted`` ``log1p`` of the sorted gamma (scale-robust)."""
+    ``log-sorted`` ``log1p`` of the sorted gamma (scale-robust). ``gradient``: ``rsample``'s
+    backward pass for ``k`` (``"gumbel"``, the paper's; ``"mean"``, the library's default)."""
 
-    def __init__(self, latent_dim: int, omega_input: str = "raw", hard_sort: bool = True):
+    def __init__(self, latent_dim: int, omega_input: str = "raw", hard_sort: bool = True,
+                 gradient: str = "gumbel"):
         super().__init__()
         if omega_input not in OMEGA_INPUTS:
             raise ValueError(f"omega_input must be one of {OMEGA_INPUTS}, got {omega_input!r}")
         self.latent_dim = latent_dim
         self.omega_input = omega_input
         self.hard_sort = hard_sort
+        self.gradient = gradient
         self.omega = nn.Linear(latent_dim, 2)
         self.register_buffer("population", torch.tensor([latent_dim, latent_dim]),
                              persistent=False)
@@ -126,9 +129,10 @@ class HypergeometricSelector(nn.Module):
         logits = self.omega(self.omega_features(gamma))                      # [B, 2]
         urn = MultivariateFisherNCHypergeometric(self.population, self.latent_dim,
                                                  logits=logits)
-        # the published estimator: straight-through Gumbel-softmax, a random class order per call
+        # default: the published estimator (straight-through Gumbel-softmax, a random class
+        # order per call)
         draw = urn.rsample_detailed(temperature=temperature, hard=True, permute=True,
-                                   gradient="gumbel")
+                                    gradient=self.gradient)
         k = draw.counts[..., 0]                                              # [B]
         y = draw.one_hot[..., 0, :].to(gamma.dtype)                          # [B, d + 1]
         rank_weights = y.flip(-1).cumsum(-1).flip(-1)[..., 1:]               # [B, d]: P(k > i)
