@@ -121,9 +121,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     selector.add_argument("--s-values", type=_int_list, default=None,
                           help="comma-separated numbers of shared dims (default 0,1,3,5)")
     selector.add_argument("--seeds", type=_int_list, default=None,
-                          help="comma-separated seeds (default 0,1,2,3,4; 0,1 with --quick)")
+                          help="comma-separated seeds (default 0,1,2; 0,1 with --quick)")
     selector.add_argument("--steps", type=int, default=None,
-                          help="Adam steps per run (default 1500; 300 with --quick)")
+                          help="Adam steps per run (default 1000; 300 with --quick)")
     selector.add_argument("--latent-dim", type=int, default=None, help="d (default 7)")
     selector.add_argument("--k-penalty", type=float, default=None,
                           help="nats per independent dim of the penalised variant (default 1)")

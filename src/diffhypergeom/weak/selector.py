@@ -21,11 +21,13 @@ Variants (``VARIANTS``): the paper's HGVAE selector (raw symmetric-KL input, Gum
 straight-through); with ``log1p`` of the sorted input; with ``rsample``'s default gradient (the
 exact mean's); with the unbiased ``reinforce-cv`` estimator on the per-pair loss of each draw
 ``k`` (``diffhypergeom.estimators``); with a penalty of ``k_penalty`` nats per independent dim
-on the exact ``E[k]``; and the two baselines, AdaVAE's threshold and LabelVAE's fixed ``k = 1``
-(no selector parameters). Reported per variant, ``s`` and seed: the sampled
-``s_hat`` (mean over evaluation pairs of ``d - k``), ``expected_k`` (mean over pairs of the exact
-``E[k]`` of the learned MFNCH; ``k`` itself for the baselines) and the MSE of the sampled
-``s_hat`` against ``s``.
+on the exact ``E[k]``; with ML-VAE's product-of-experts aggregation instead of the mean (it
+halves a shared dim's posterior variance, a gain of about 0.5 nats per shared dim here, so it
+rewards sharing where the mean does not); and the two baselines, AdaVAE's threshold and
+LabelVAE's fixed ``k = 1`` (no selector parameters). Reported per variant, ``s`` and seed: the
+sampled ``s_hat`` (mean over evaluation pairs of ``d - k``), ``expected_k`` (mean over pairs of
+the exact ``E[k]`` of the learned MFNCH; ``k`` itself for the baselines) and the MSE of the
+sampled ``s_hat`` against ``s``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -58,15 +60,26 @@ from diffhypergeom.weak.methods import (
     symmetric_kl,
 )
 
-# name -> (method, omega input, how k gets its gradient, penalty on E[k])
-VARIANTS: dict[str, tuple[str, str, str, bool]] = {
-    "hg (paper: raw input, Gumbel)": ("hg", "raw", "gumbel", False),
-    "hg, log-sorted input, Gumbel": ("hg", "log-sorted", "gumbel", False),
-    "hg, log-sorted input, mean gradient": ("hg", "log-sorted", "mean", False),
-    "hg, log-sorted input, reinforce-cv": ("hg", "log-sorted", "reinforce-cv", False),
-    "hg, log-sorted input, mean gradient, penalty on E[k]": ("hg", "log-sorted", "mean", True),
-    "ada (threshold)": ("ada", "-", "-", False),
-    "label (k = 1)": ("label", "-", "-", False),
+
+class Variant(NamedTuple):
+    method: str
+    omega_input: str = "-"
+    gradient: str = "-"  # how k gets its gradient
+    penalised: bool = False  # k_penalty nats per independent dim on the exact E[k]
+    aggregation: str = "mean"
+
+
+VARIANTS: dict[str, Variant] = {
+    "hg (paper: raw input, Gumbel)": Variant("hg", "raw", "gumbel"),
+    "hg, log-sorted input, Gumbel": Variant("hg", "log-sorted", "gumbel"),
+    "hg, log-sorted input, mean gradient": Variant("hg", "log-sorted", "mean"),
+    "hg, log-sorted input, reinforce-cv": Variant("hg", "log-sorted", "reinforce-cv"),
+    "hg, log-sorted input, mean gradient, penalty on E[k]": Variant("hg", "log-sorted", "mean",
+                                                                    penalised=True),
+    "ada (threshold)": Variant("ada"),
+    "label (k = 1)": Variant("label"),
+    "hg, log-sorted input, mean gradient, product-of-experts aggregation": Variant(
+        "hg", "log-sorted", "mean", aggregation="poe"),
 }
 
 
@@ -77,9 +90,9 @@ class SelectorConfig:
     latent_dim: int = 7
     observed_dim: int = 24
     s_values: list[int] = field(default_factory=lambda: [0, 1, 3, 5])
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 128
     lr: float = 1e-2
     posterior_std: float = 0.1
@@ -156,7 +169,7 @@ class SelectorModel(nn.Module):
 
     def __init__(self, config: SelectorConfig, variant: str):
         super().__init__()
-        method, omega_input, gradient, self.penalised = VARIANTS[variant]
+        method, omega_input, gradient, self.penalised, self.aggregation = VARIANTS[variant]
         self.config, self.method, self.gradient = config, method, gradient
         d = config.latent_dim
         if method == "hg":
@@ -171,7 +184,8 @@ class SelectorModel(nn.Module):
                   ) -> torch.Tensor:
         """Negative ELBO per pair ``[...]`` for independent masks ``[..., B, d]``."""
         lv = batch["logvar"]
-        (m1, l1), (m2, l2) = aggregate(batch["mu1"], lv, batch["mu2"], lv, independent)
+        (m1, l1), (m2, l2) = aggregate(batch["mu1"], lv, batch["mu2"], lv, independent,
+                                       self.aggregation)
         total = 0.0
         for mu, logvar, x in ((m1, l1, batch["x1"]), (m2, l2, batch["x2"])):
             z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
