@@ -61,6 +61,29 @@ def test_cli_train_and_render(tmp_path, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_tiny_locatello_sweep_and_cli_train(tmp_path):
+    """--pairs locatello: runs are named and summarised by k; s_hat is scored against each
+    pair's own number of shared factors."""
+    base = RunConfig(pairs="locatello", **TINY)
+    out = run_sweep(tmp_path / "sweep", base, ["label"], [-1, 2], [0], progress=False)
+    names = sorted(p.name for p in (tmp_path / "sweep" / "runs").iterdir())
+    assert names == ["label-k-1-seed0", "label-k2-seed0"]
+    for run in out["results"]:
+        assert run["pairs"] == "locatello" and run["setting"] == run["k"]
+        assert 0 < run["s_true_mean"] < 7  # varies per pair; at most K - 1 redrawn
+        # LabelVAE always says 6 shared: its MSE is against the per-pair truth
+        assert run["mse_s"] > (6 - run["s_true_mean"]) ** 2 - 1e-9
+    summary = (tmp_path / "sweep" / "summary.md").read_text()
+    assert "| LabelVAE | -1 |" in summary and "true s (mean over pairs)" in summary
+    argv = ["train", "--method", "label", "--pairs", "locatello", "--k", "3",
+            "--image-size", "16", "--width", "0.25", "--hidden", "16", "--batch-size", "8",
+            "--steps", "2", "--val-every", "2", "--eval-pairs", "8", "--eval-train", "40",
+            "--eval-test", "20", "--no-progress", "--out", str(tmp_path / "train")]
+    assert weak_command.run(_parse(argv)) == 0
+    result = json.loads((tmp_path / "train" / "result.json").read_text())
+    assert result["pairs"] == "locatello" and result["k"] == 3
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match="method"):
         RunConfig(method="oracle")
@@ -68,6 +91,12 @@ def test_bad_settings():
         RunConfig(dataset="mpi3d")
     with pytest.raises(ValueError, match="tau_final"):
         RunConfig(tau_init=0.1, tau_final=1.0)
+    with pytest.raises(ValueError, match="pairs must be one of"):
+        RunConfig(pairs="random")
+    with pytest.raises(ValueError, match="k must be -1"):
+        RunConfig(pairs="locatello", k=0)
+    with pytest.raises(SystemExit):
+        _parse(["train", "--pairs", "paper"])
     with pytest.raises(SystemExit):
         _parse(["sweep", "--methods", "hg,oracle"])
     with pytest.raises(SystemExit):

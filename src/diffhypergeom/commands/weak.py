@@ -64,6 +64,10 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--omega-input", choices=("raw", "sorted", "log-sorted"), default=None,
                    help="HGVAE: what the omega layer sees: the raw symmetric-KL vector (paper), "
                    "it sorted, or log1p of it sorted")
+    p.add_argument("--pairs", choices=("fixed", "locatello"), default=None,
+                   help="pair protocol: 'fixed' pairs share exactly s factors (default); "
+                   "'locatello' as disentanglement_lib's simple_dynamics (half the pairs redraw "
+                   "1 factor, half k; k = -1: random per pair)")
     p.add_argument("--soft-sort", action="store_true",
                    help="HGVAE: soft NeuralSort permutation in the forward pass (default hard, "
                    "straight-through)")
@@ -88,7 +92,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     _add_training_options(train)
     train.add_argument("--method", choices=METHOD_CHOICES, default="hg",
                        help="label (LabelVAE), ada (AdaVAE) or hg (HGVAE)")
-    train.add_argument("--s", type=int, default=3, help="factors shared by the two views")
+    train.add_argument("--s", type=int, default=3,
+                       help="factors shared by the two views (--pairs fixed)")
+    train.add_argument("--k", type=int, default=-1,
+                       help="factors redrawn by simple_dynamics (--pairs locatello; -1 random)")
     train.add_argument("--seed", type=int, default=0, help="random seed")
     train.add_argument("--resume", default=None,
                        help="checkpoint to resume from ('last' = this run dir's last.ckpt)")
@@ -100,7 +107,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sweep.add_argument("--methods", type=_method_list, default=list(METHOD_CHOICES),
                        help="comma-separated methods")
     sweep.add_argument("--s-values", type=_int_list, default=[0, 1, 3, 5],
-                       help="comma-separated numbers of shared factors")
+                       help="comma-separated numbers of shared factors (--pairs fixed)")
+    sweep.add_argument("--k-values", type=_int_list, default=[-1, 2, 4, 6],
+                       help="comma-separated k of simple_dynamics (--pairs locatello; the "
+                       "paper's Table 3)")
     sweep.add_argument("--seeds", type=_int_list, default=None,
                        help="comma-separated seeds (default 0,1,2; 0,1 with --quick)")
     sweep.add_argument("--workers", type=int, default=1,
@@ -154,7 +164,8 @@ def _config(args: argparse.Namespace, **fixed):
                "steps": args.steps, "lr": args.lr, "aggregation": args.aggregation,
                "num_independent": args.num_independent, "tau_init": args.tau_init,
                "tau_final": args.tau_final, "anneal_steps": args.anneal_steps,
-               "omega_input": args.omega_input, "val_every": args.val_every,
+               "omega_input": args.omega_input, "pairs": args.pairs,
+               "val_every": args.val_every,
                "eval_pairs": args.eval_pairs, "eval_train": args.eval_train,
                "eval_test": args.eval_test}
     values.update({k: v for k, v in options.items() if v is not None})
@@ -216,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
 
     _set_threads(args)
     if args.weak_command == "train":
-        config = _config(args, method=args.method, num_shared=args.s, seed=args.seed)
+        config = _config(args, method=args.method, num_shared=args.s, k=args.k, seed=args.seed)
         from diffhypergeom.weak.train import train_run
 
         run_dir = make_run_dir("weak-train", root=args.root, out=args.out)
@@ -224,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
                            args.strategy, ckpt_path=args.resume,
                            progress=not args.no_progress)
         if result is not None:
-            print(f"s = {config.num_shared}: s_hat mean {result['s_hat_mean']:.3f}, "
+            print(f"s = {result['s_true_mean']:.2f}: s_hat mean {result['s_hat_mean']:.3f}, "
                   f"MSE {result['mse_s']:.3f}; probe accuracy shared "
                   f"{result['acc_shared']:.3f}, independent {result['acc_independent']:.3f}")
             print(f"results in {run_dir}")
@@ -235,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     base = _config(args)
     out_dir = make_run_dir("weak", root=args.root, out=args.out)
-    outcome = run_sweep(out_dir, base, args.methods, args.s_values, seeds, args.accelerator,
+    values = args.k_values if base.pairs == "locatello" else args.s_values
+    outcome = run_sweep(out_dir, base, args.methods, values, seeds, args.accelerator,
                         _devices(args.devices), args.strategy, progress=args.progress,
                         command=_command_line(), workers=args.workers,
                         threads=args.threads or 1)

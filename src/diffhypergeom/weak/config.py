@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from diffhypergeom.weak.methods import AGGREGATIONS, METHODS, OMEGA_INPUTS
+from diffhypergeom.weak.pairs import PAIRS
 
 DATASETS = ("procedural", "mpi3d", "dsprites")
 
@@ -12,10 +13,15 @@ DATASETS = ("procedural", "mpi3d", "dsprites")
 @dataclass(frozen=True)
 class RunConfig:
     """One training run. ``latent_dim = 0`` means ``d = K`` (number of factors), so that a
-    perfect method has ``s_hat = s``. ``anneal_steps = 0`` anneals over all ``steps``."""
+    perfect method has ``s_hat = s``. ``anneal_steps = 0`` anneals over all ``steps``.
+    ``pairs``: ``"fixed"`` pairs share exactly ``num_shared`` factors; ``"locatello"`` pairs
+    follow disentanglement_lib's ``simple_dynamics`` with ``k`` (``-1``: random), and
+    ``num_shared`` is not used (``diffhypergeom.weak.pairs``)."""
 
     method: str = "hg"
     num_shared: int = 3
+    pairs: str = "fixed"
+    k: int = -1
     seed: int = 0
     dataset: str = "procedural"
     data_path: str | None = None
@@ -43,6 +49,8 @@ class RunConfig:
         checks = [
             (self.method in METHODS, f"method must be one of {METHODS}"),
             (self.dataset in DATASETS, f"dataset must be one of {DATASETS}"),
+            (self.pairs in PAIRS, f"pairs must be one of {PAIRS}"),
+            (self.k == -1 or self.k >= 1, "k must be -1 (random) or >= 1"),
             (self.dataset == "procedural" or bool(self.data_path),
              f"dataset {self.dataset!r} needs data_path (the .npz file)"),
             (self.aggregation in AGGREGATIONS, f"aggregation must be one of {AGGREGATIONS}"),
@@ -73,6 +81,11 @@ class RunConfig:
 
     def with_(self, **changes) -> RunConfig:
         return replace(self, **changes)
+
+    @property
+    def setting(self) -> int:
+        """The value the pairs are generated from: ``num_shared`` or (locatello) ``k``."""
+        return self.k if self.pairs == "locatello" else self.num_shared
 
 
 # small enough for a 2-core CPU: 32 x 32 images, half-width networks, a short step budget

@@ -85,17 +85,18 @@ def _mean_std(values: list[float]) -> tuple[float, float, int]:
 
 
 def aggregate_results(results: list[dict]) -> dict:
-    """``{method: {s: {metric: [mean, std, n_finite, n_runs]}}}`` over seeds."""
+    """``{method: {s: {metric: [mean, std, n_finite, n_runs]}}}`` over seeds (``s``: the
+    run's setting, the number of shared factors or, for locatello pairs, ``k``)."""
     grouped: dict = defaultdict(lambda: defaultdict(list))
     for r in results:
-        grouped[r["method"]][int(r["num_shared"])].append(r)
+        grouped[r["method"]][int(r.get("setting", r["num_shared"]))].append(r)
     summary: dict = {}
     for method, by_s in grouped.items():
         summary[method] = {}
         for s, runs in sorted(by_s.items()):
             entry = {}
-            for key in ("mse_s", "s_hat_mean", "acc_shared", "acc_independent",
-                        "train_seconds", "active_dims"):
+            for key in ("mse_s", "s_hat_mean", "s_true_mean", "acc_shared",
+                        "acc_independent", "train_seconds", "active_dims"):
                 mean, std, count = _mean_std([r.get(key) for r in runs])
                 entry[key] = [mean, std, count, len(runs)]
             summary[method][s] = entry
@@ -113,7 +114,8 @@ def _fmt(mean_std, digits: int = 2) -> str:
 
 
 def summary_markdown(summary: dict, methods: list[str], s_values: list[int],
-                     header_lines: list[str]) -> str:
+                     header_lines: list[str], axis: str = "s") -> str:
+    """``axis``: what ``s_values`` are, ``"s"`` (shared factors) or ``"k"`` (locatello)."""
     lines = list(header_lines)
     lines += ["", "## Estimated number of shared dims (paper's Figure 2)", "",
               "Mean over seeds (± std over seeds) of the per-run mean s_hat and of "
@@ -125,16 +127,17 @@ def summary_markdown(summary: dict, methods: list[str], s_values: list[int],
             entry = summary.get(method, {}).get(s)
             if entry is None:
                 continue
-            rows.append([METHOD_NAMES.get(method, method), s, _fmt(entry["s_hat_mean"]),
+            rows.append([METHOD_NAMES.get(method, method), s,
+                         _fmt(entry.get("s_true_mean", [s, 0.0])), _fmt(entry["s_hat_mean"]),
                          _fmt(entry["mse_s"]), _fmt(entry["active_dims"], 1),
                          entry["mse_s"][3]])
-    lines.append(markdown_table(["method", "s", "s_hat", "MSE(s, s_hat)", "active dims",
-                                 "seeds"], rows))
+    lines.append(markdown_table(["method", axis, "true s (mean over pairs)", "s_hat",
+                                 "MSE(s, s_hat)", "active dims", "seeds"], rows))
     lines += ["", "## Linear probes on the latent code (paper's Table 1)", "",
               "Adjusted balanced accuracy (chance = 0) of logistic regression on the shared (S) "
               "and on the independent (I) latent dims, averaged over all factors; n/a when "
               "a method marks no dim as shared (or none as independent).", ""]
-    header = ["method"] + [f"s={s} {part}" for s in s_values for part in ("S", "I")]
+    header = ["method"] + [f"{axis}={s} {part}" for s in s_values for part in ("S", "I")]
     rows = []
     for method in methods:
         row = [METHOD_NAMES.get(method, method)]
@@ -147,7 +150,8 @@ def summary_markdown(summary: dict, methods: list[str], s_values: list[int],
     return "\n".join(lines) + "\n"
 
 
-def plot_summary(summary: dict, methods: list[str], s_values: list[int], out: Path) -> None:
+def plot_summary(summary: dict, methods: list[str], s_values: list[int], out: Path,
+                 axis: str = "s") -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     width = 0.8 / max(1, len(methods))
@@ -168,11 +172,13 @@ def plot_summary(summary: dict, methods: list[str], s_values: list[int], out: Pa
                              marker=marker, capsize=3, ls="-" if part == "acc_shared" else ":",
                              color=color,
                              label=f"{label} {'S' if part == 'acc_shared' else 'I'}")
-    axes[0].plot(s_values, s_values, "k--", label="s_hat = s")
-    axes[0].set(xlabel="true s", ylabel="estimated s_hat", title="s_hat vs s")
+    if axis == "s":
+        axes[0].plot(s_values, s_values, "k--", label="s_hat = s")
+    label = "true s" if axis == "s" else "k of simple_dynamics"
+    axes[0].set(xlabel=label, ylabel="estimated s_hat", title=f"s_hat vs {axis}")
     axes[1].set_xticks(np.arange(len(s_values)), [str(s) for s in s_values])
-    axes[1].set(xlabel="true s", ylabel="MSE(s, s_hat)", title="MSE (Figure 2)")
-    axes[2].set(xlabel="true s", ylabel="adjusted balanced accuracy",
+    axes[1].set(xlabel=label, ylabel="MSE(s, s_hat)", title="MSE (Figure 2)")
+    axes[2].set(xlabel=label, ylabel="adjusted balanced accuracy",
                 title="linear probes (Table 1)")
     for ax in axes:
         ax.legend(fontsize=7)

@@ -22,8 +22,9 @@ from diffhypergeom.weak.report import aggregate_results, plot_summary, summary_m
 from diffhypergeom.weak.train import load_result, train_run
 
 
-def run_name(method: str, num_shared: int, seed: int) -> str:
-    return f"{method}-s{num_shared}-seed{seed}"
+def run_name(method: str, num_shared: int, seed: int, axis: str = "s") -> str:
+    """``<method>-s<s>-seed<seed>`` (``-k<k>-`` for locatello pairs)."""
+    return f"{method}-{axis}{num_shared}-seed{seed}"
 
 
 def _train_in_worker(config: RunConfig, run_dir: Path, threads: int) -> dict:
@@ -38,6 +39,9 @@ def run_sweep(out_dir: str | Path, base: RunConfig, methods: list[str], s_values
               strategy: str = "auto", progress: bool = False,
               command: str | None = None, workers: int = 1, threads: int = 1) -> dict:
     """Run (or skip, when finished) every combination; write the summary files.
+
+    ``s_values`` are the numbers of shared factors, or with ``base.pairs == "locatello"`` the
+    ``k`` values of ``simple_dynamics`` (``-1``: random).
 
     ``workers > 1`` trains that many runs at once in CPU worker processes (``threads`` torch
     threads each); otherwise runs are trained one after another with the given Lightning
@@ -54,13 +58,15 @@ def run_sweep(out_dir: str | Path, base: RunConfig, methods: list[str], s_values
         raise ValueError("s_values and seeds must be non-empty")
     out_dir = Path(out_dir)
     skipped: list[str] = []
+    axis = "k" if base.pairs == "locatello" else "s"
     combos = [(m, s, seed) for m in methods for s in s_values for seed in seeds]
-    configs = [base.with_(method=m, num_shared=s, seed=seed) for m, s, seed in combos]
+    configs = [base.with_(method=m, seed=seed, **{"k" if axis == "k" else "num_shared": s})
+               for m, s, seed in combos]
     start = time.perf_counter()
     by_name: dict[str, dict] = {}
     pending = []
     for config in configs:
-        run_dir = out_dir / "runs" / run_name(config.method, config.num_shared, config.seed)
+        run_dir = out_dir / "runs" / run_name(config.method, config.setting, config.seed, axis)
         result = load_result(run_dir)
         if result is not None:
             skipped.append(run_dir.name)
@@ -85,11 +91,12 @@ def run_sweep(out_dir: str | Path, base: RunConfig, methods: list[str], s_values
             by_name[run_dir.name] = result
             bar.update()
     bar.close()
-    results = [by_name[run_name(c.method, c.num_shared, c.seed)] for c in configs]
+    results = [by_name[run_name(c.method, c.setting, c.seed, axis)] for c in configs]
     summary = aggregate_results(results)
     s_sorted = sorted(set(s_values))
     write_json_atomic(out_dir / "results.json", {
-        "methods": methods, "s_values": s_sorted, "seeds": seeds, "base_config": base.to_dict(),
+        "methods": methods, "s_values": s_sorted, "axis": axis, "seeds": seeds,
+        "base_config": base.to_dict(),
         "skipped_finished_runs": skipped, "sweep_seconds": time.perf_counter() - start,
         "runs": results, "summary": {m: {str(s): e for s, e in v.items()}
                                      for m, v in summary.items()}})
@@ -98,9 +105,10 @@ def run_sweep(out_dir: str | Path, base: RunConfig, methods: list[str], s_values
         header += [f"Command: `{command}`", ""]
     header += [f"Dataset {base.dataset}, {base.image_size}x{base.image_size} images, "
                f"{base.steps} steps of batch {base.batch_size}, lr {base.lr}, latent dim "
-               f"{base.latent_dim or 'K'}, aggregation {base.aggregation}, seeds {seeds}. "
+               f"{base.latent_dim or 'K'}, aggregation {base.aggregation}, pairs {base.pairs}, "
+               f"seeds {seeds}. "
                "Figure: summary.png; learning curves: runs/*/curves.png."]
     write_text_atomic(out_dir / "summary.md",
-                      summary_markdown(summary, methods, s_sorted, header))
-    plot_summary(summary, methods, s_sorted, out_dir / "summary.png")
+                      summary_markdown(summary, methods, s_sorted, header, axis))
+    plot_summary(summary, methods, s_sorted, out_dir / "summary.png", axis)
     return {"results": results, "summary": summary, "skipped": skipped}

@@ -75,10 +75,10 @@ def train_run(config: RunConfig, run_dir: str | Path, accelerator: str = "cpu",
     source = make_source(config)
     model = build_model(config, source)
     train_data = PairBatches(source, config.num_shared, config.batch_size, config.steps,
-                             config.seed, TRAIN_STREAM)
+                             config.seed, TRAIN_STREAM, config.pairs, config.k)
     val_batches = max(1, config.val_pairs // config.batch_size)
     val_data = PairBatches(source, config.num_shared, config.batch_size, val_batches,
-                           config.seed, VAL_STREAM)
+                           config.seed, VAL_STREAM, config.pairs, config.k)
     trainer = L.Trainer(
         max_steps=config.steps, accelerator=accelerator, devices=devices, strategy=strategy,
         default_root_dir=run_dir, logger=CSVLogger(run_dir, name="logs", version=0),
@@ -123,9 +123,10 @@ def evaluate(model, source: FactorImageSource, config: RunConfig) -> dict:
     tau = config.tau_final
     batch = min(256, config.eval_pairs)
     test = PairBatches(source, config.num_shared, batch, -(-config.eval_pairs // batch),
-                       config.seed, TEST_STREAM)
-    s_hat, masks, logits = [], [], []
+                       config.seed, TEST_STREAM, config.pairs, config.k)
+    s_hat, s_true, masks, logits = [], [], [], []
     for item in test:
+        s_true.append(item["shared"].sum(-1).float())
         mu, logvar = model.encode(torch.cat([item["x1"], item["x2"]]))
         mu1, mu2 = mu.chunk(2)
         lv1, lv2 = logvar.clamp(-20.0, 20.0).chunk(2)
@@ -135,6 +136,7 @@ def evaluate(model, source: FactorImageSource, config: RunConfig) -> dict:
         if selection.logits is not None:
             logits.append(selection.logits)
     s_hat_arr = torch.cat(s_hat).numpy()[: config.eval_pairs]
+    s_true_arr = torch.cat(s_true).numpy()[: config.eval_pairs]
     masks_arr = torch.cat(masks).numpy()[: config.eval_pairs]
     shared = shared_dims(masks_arr)
 
@@ -154,8 +156,10 @@ def evaluate(model, source: FactorImageSource, config: RunConfig) -> dict:
         scores_indep = factor_scores(z_train, f_train, z_test, f_test, ~shared)
     result = {
         "method": config.method, "num_shared": config.num_shared, "seed": config.seed,
+        "pairs": config.pairs, "k": config.k, "setting": config.setting,
+        "s_true_mean": float(s_true_arr.mean()),
         "latent_dim": int(masks_arr.shape[1]),
-        "mse_s": mse_num_shared(config.num_shared, s_hat_arr),
+        "mse_s": mse_num_shared(s_true_arr, s_hat_arr),
         "s_hat_mean": float(s_hat_arr.mean()), "s_hat_std": float(s_hat_arr.std()),
         "s_hat_hist": np.bincount(s_hat_arr.round().astype(int),
                                   minlength=masks_arr.shape[1] + 1).tolist(),
