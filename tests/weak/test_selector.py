@@ -69,3 +69,21 @@ def test_cli_quick_options_and_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="s_values must lie in"):
         main(["weak", "selector", "--s-values", "9", "--out", str(tmp_path / "x"),
               "--no-progress"])
+
+
+def test_supervised_representation_end_to_end(tmp_path):
+    """Posteriors from a convolutional encoder trained with factor supervision (tiny here):
+    the study runs end to end, and the posteriors are finite."""
+    from diffhypergeom.weak.selector import EncodedPairs
+
+    config = SelectorConfig(representation="supervised", encoder_steps=150, steps=5,
+                            eval_pairs=50, image_size=16, s_values=[3], seeds=[0],
+                            variants=[PAPER, "ada (threshold)"])
+    results = run_selector_study(config, tmp_path, progress=False)
+    assert len(results["rows"]) == 2 and "supervised" in (tmp_path / "summary.md").read_text()
+    batch = EncodedPairs(config, 3, 0).batch(40)
+    assert batch["mu1"].shape == (40, 7)
+    assert torch.isfinite(batch["mu1"]).all() and torch.isfinite(batch["logvar"]).all()
+    with pytest.raises(ValueError, match="latent_dim must be 7"):
+        run_selector_study(SelectorConfig(representation="supervised", latent_dim=5),
+                           tmp_path / "bad", progress=False)

@@ -135,6 +135,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     selector.add_argument("--steps", type=int, default=None,
                           help="Adam steps per run (default 1000; 300 with --quick)")
     selector.add_argument("--latent-dim", type=int, default=None, help="d (default 7)")
+    selector.add_argument("--representation", choices=("perfect", "supervised"),
+                          default=None,
+                          help="posteriors: the true latent codes (default), or a "
+                          "convolutional encoder trained with factor supervision on the "
+                          "procedural images (frozen; its residual sd as posterior sd)")
     selector.add_argument("--k-penalty", type=float, default=None,
                           help="nats per independent dim of the penalised variant (default 1)")
     selector.add_argument("--out", default=None,
@@ -216,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
         config = SelectorConfig.quick() if args.quick else SelectorConfig.paper()
         for name, value in (("s_values", args.s_values), ("seeds", args.seeds),
                             ("steps", args.steps), ("latent_dim", args.latent_dim),
-                            ("k_penalty", args.k_penalty)):
+                            ("k_penalty", args.k_penalty),
+                            ("representation", args.representation)):
             if value is not None:
                 setattr(config, name, value)
         out_dir = make_run_dir("weak-selector", root=args.root, out=args.out)

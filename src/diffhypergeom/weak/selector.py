@@ -59,6 +59,9 @@ from diffhypergeom.weak.methods import (
     aggregate,
     symmetric_kl,
 )
+from diffhypergeom.weak.render import FACTOR_SIZES
+
+REPRESENTATIONS = ("perfect", "supervised")
 
 
 class Variant(NamedTuple):
@@ -102,6 +105,9 @@ class SelectorConfig:
     cv_samples: int = 16
     k_penalty: float = 1.0
     eval_pairs: int = 2000
+    representation: str = "perfect"
+    encoder_steps: int = 600
+    image_size: int = 32
 
     @classmethod
     def paper(cls) -> SelectorConfig:
@@ -130,6 +136,13 @@ class SelectorConfig:
                              "0 < tau_final <= tau_init")
         if not self.seeds:
             raise ValueError("seeds must not be empty")
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"representation must be one of {REPRESENTATIONS}, got "
+                             f"{self.representation!r}")
+        if self.representation == "supervised" and self.latent_dim != len(FACTOR_SIZES):
+            raise ValueError(f"representation='supervised' encodes the {len(FACTOR_SIZES)} "
+                             f"procedural factors: latent_dim must be {len(FACTOR_SIZES)}, got "
+                             f"{self.latent_dim}")
 
 
 def make_latent_pairs(generator: torch.Generator, count: int, latent_dim: int, shared: int
@@ -162,6 +175,75 @@ class SyntheticPairs:
         logvar = torch.full_like(z1, 2 * math.log(cfg.posterior_std))
         return {"x1": z1 @ self.mixing.T + noise[0], "x2": z2 @ self.mixing.T + noise[1],
                 "mu1": z1, "mu2": z2, "logvar": logvar}
+
+
+def standardised_factors(factors: np.ndarray) -> torch.Tensor:
+    """Factor indices ``[N, K]`` to values in ``[-sqrt 3, sqrt 3]`` (unit variance if
+    uniform)."""
+    sizes = np.asarray(FACTOR_SIZES, dtype=np.float64)
+    return torch.from_numpy((factors / (sizes - 1) * 2 - 1) * math.sqrt(3))
+
+
+_ENCODERS: dict[tuple, tuple[nn.Module, torch.Tensor]] = {}
+
+
+def supervised_encoder(config: SelectorConfig, seed: int) -> tuple[nn.Module, torch.Tensor]:
+    """A convolutional encoder trained to regress the standardised factors of procedural
+    images (``encoder_steps`` Adam steps of 64 images), and its per-dim residual standard
+    deviation on held-out images; trained once per seed and process."""
+    from diffhypergeom.weak.networks import ConvEncoder
+    from diffhypergeom.weak.render import ProceduralMPI3D
+
+    key = (seed, config.encoder_steps, config.image_size)
+    if key in _ENCODERS:
+        return _ENCODERS[key]
+    torch.manual_seed(seed)
+    rng = np.random.default_rng([seed, 7])
+    source = ProceduralMPI3D(config.image_size)
+    encoder = ConvEncoder(3, config.image_size, len(FACTOR_SIZES), width=0.5, hidden=128)
+    optimiser = torch.optim.Adam(encoder.parameters(), lr=1e-3)
+    for _ in range(config.encoder_steps):
+        factors = source.sample_factors(rng, 64)
+        mu, _ = encoder(source.images(factors))
+        loss = (mu - standardised_factors(factors).float()).square().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    encoder.eval().requires_grad_(False)
+    held_out = source.sample_factors(rng, 1000)
+    with torch.no_grad():
+        residual = encoder(source.images(held_out))[0].double() - standardised_factors(held_out)
+    _ENCODERS[key] = (encoder, residual.std(0).clamp_min(1e-3))
+    return _ENCODERS[key]
+
+
+class EncodedPairs(SyntheticPairs):
+    """Pairs of procedural images sharing ``s`` factors, with posteriors from the frozen
+    supervised encoder, ``N(encoder(x_v), residual sd^2)``; the ELBO's data are the
+    standardised factors through the fixed map ``A``."""
+
+    def __init__(self, config: SelectorConfig, shared: int, seed: int):
+        from diffhypergeom.weak.render import ProceduralMPI3D
+
+        super().__init__(config, shared, seed)
+        self.encoder, self.residual_sd = supervised_encoder(config, seed)
+        self.source = ProceduralMPI3D(config.image_size)
+        self.rng = np.random.default_rng([seed, shared, 11])
+
+    @torch.no_grad()
+    def batch(self, count: int) -> dict[str, torch.Tensor]:
+        from diffhypergeom.weak.pairs import make_pairs
+
+        cfg = self.config
+        f1, f2, _ = make_pairs(self.rng, FACTOR_SIZES, self.shared, count)
+        t1, t2 = standardised_factors(f1), standardised_factors(f2)
+        noise = torch.randn(2, count, cfg.observed_dim, generator=self.generator,
+                            dtype=torch.float64) * cfg.noise_std
+        mu1 = self.encoder(self.source.images(f1))[0].double()
+        mu2 = self.encoder(self.source.images(f2))[0].double()
+        logvar = (2 * self.residual_sd.log()).expand_as(mu1)
+        return {"x1": t1 @ self.mixing.T + noise[0], "x2": t2 @ self.mixing.T + noise[1],
+                "mu1": mu1, "mu2": mu2, "logvar": logvar}
 
 
 class SelectorModel(nn.Module):
@@ -241,7 +323,8 @@ def run_setting(config: SelectorConfig, variant: str, shared: int, seed: int
     """Train one variant on one ``s`` and seed (the baselines have nothing to train); evaluate
     on fresh pairs. Every variant sees the same world (``A`` and pairs) for a given seed."""
     seed_everything(seed, list(VARIANTS).index(variant), shared)
-    world = SyntheticPairs(config, shared, seed)
+    world = (EncodedPairs if config.representation == "supervised" else SyntheticPairs)(
+        config, shared, seed)
     model = SelectorModel(config, variant)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     curve = []
@@ -275,7 +358,8 @@ def aggregate_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def summary_markdown(results: dict[str, Any]) -> str:
     cfg = results["config"]
-    lines = [f"## Selector study: perfect latents, d = {cfg['latent_dim']}, "
+    lines = [f"## Selector study: {cfg['representation']} representation, "
+             f"d = {cfg['latent_dim']}, "
              f"{len(cfg['seeds'])} seeds, {cfg['steps']} steps", "",
              "s_hat: mean sampled number of shared dims on fresh pairs; E[s] = d - E[k] from "
              "the learned MFNCH's exact mean; MSE of the sampled s_hat against s. Mean +- sd "
@@ -302,7 +386,8 @@ def plot(results: dict[str, Any], path: Path) -> str:
                     label=variant)
     ax.set_xlabel("true number of shared dims s")
     ax.set_ylabel("learned s_hat (mean over pairs; +- sd over seeds)")
-    ax.set_title("selector on perfect latents", fontsize=9)
+    ax.set_title(f"selector on a {results['config']['representation']} representation",
+                 fontsize=9)
     ax.legend(fontsize=6)
     save_figure(fig, path)
     return path.name
