@@ -95,3 +95,26 @@ def test_forward_backward_tiny_batch(method, aggregation):
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     if method == "hg":
         assert model.selector.omega.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("gradient", ["gumbel", "mean"])
+def test_hg_selector_gradient_and_k_penalty(gradient):
+    """--selector-gradient picks rsample's backward pass; --k-penalty adds k_penalty * E[k]
+    (the exact mean of the selector's MFNCH) to the loss, same draws otherwise."""
+    from diffhypergeom import MultivariateFisherNCHypergeometric
+
+    losses = {}
+    for penalty in (0.0, 2.0):
+        torch.manual_seed(0)
+        model = WeakVAE("hg", latent_dim=4, in_channels=3, image_size=16, width=0.25,
+                        hidden=16, anneal_steps=10, selector_gradient=gradient,
+                        k_penalty=penalty)
+        assert model.selector.gradient == gradient
+        x1, x2 = torch.rand(3, 3, 16, 16), torch.rand(3, 3, 16, 16)
+        out = model.pair_forward(x1, x2, temperature=0.5)
+        losses[penalty] = out
+    logits = losses[2.0]["selection"].logits
+    expected_k = MultivariateFisherNCHypergeometric(torch.tensor([4, 4]), 4,
+                                                    logits=logits).mean[..., 0].mean()
+    torch.testing.assert_close(losses[2.0]["loss"] - losses[0.0]["loss"], 2.0 * expected_k)
+    losses[2.0]["loss"].backward()

@@ -75,13 +75,16 @@ def test_tiny_locatello_sweep_and_cli_train(tmp_path):
         assert run["mse_s"] > (6 - run["s_true_mean"]) ** 2 - 1e-9
     summary = (tmp_path / "sweep" / "summary.md").read_text()
     assert "| LabelVAE | -1 |" in summary and "true s (mean over pairs)" in summary
-    argv = ["train", "--method", "label", "--pairs", "locatello", "--k", "3",
+    argv = ["train", "--method", "hg", "--pairs", "locatello", "--k", "3",
+            "--selector-gradient", "mean", "--k-penalty", "1",
             "--image-size", "16", "--width", "0.25", "--hidden", "16", "--batch-size", "8",
             "--steps", "2", "--val-every", "2", "--eval-pairs", "8", "--eval-train", "40",
             "--eval-test", "20", "--no-progress", "--out", str(tmp_path / "train")]
     assert weak_command.run(_parse(argv)) == 0
     result = json.loads((tmp_path / "train" / "result.json").read_text())
     assert result["pairs"] == "locatello" and result["k"] == 3
+    config = json.loads((tmp_path / "train" / "config.json").read_text())
+    assert config["selector_gradient"] == "mean" and config["k_penalty"] == 1.0
 
 
 def test_bad_settings():
@@ -95,6 +98,10 @@ def test_bad_settings():
         RunConfig(pairs="random")
     with pytest.raises(ValueError, match="k must be -1"):
         RunConfig(pairs="locatello", k=0)
+    with pytest.raises(ValueError, match="k_penalty must be >= 0"):
+        RunConfig(k_penalty=-1.0)
+    with pytest.raises(ValueError, match="selector_gradient must be one of"):
+        RunConfig(selector_gradient="rao")
     with pytest.raises(SystemExit):
         _parse(["train", "--pairs", "paper"])
     with pytest.raises(SystemExit):

@@ -68,6 +68,12 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="pair protocol: 'fixed' pairs share exactly s factors (default); "
                    "'locatello' as disentanglement_lib's simple_dynamics (half the pairs redraw "
                    "1 factor, half k; k = -1: random per pair)")
+    p.add_argument("--selector-gradient", choices=("gumbel", "mean"), default=None,
+                   help="HGVAE: rsample's backward pass for k: Gumbel straight-through (the "
+                   "paper's; default) or the exact mean's gradient")
+    p.add_argument("--k-penalty", type=float, default=None,
+                   help="HGVAE: nats per independent dim added to the loss on the exact E[k] "
+                   "(default 0; rewards sharing, see `weak selector`)")
     p.add_argument("--soft-sort", action="store_true",
                    help="HGVAE: soft NeuralSort permutation in the forward pass (default hard, "
                    "straight-through)")
@@ -170,6 +176,7 @@ def _config(args: argparse.Namespace, **fixed):
                "num_independent": args.num_independent, "tau_init": args.tau_init,
                "tau_final": args.tau_final, "anneal_steps": args.anneal_steps,
                "omega_input": args.omega_input, "pairs": args.pairs,
+               "selector_gradient": args.selector_gradient, "k_penalty": args.k_penalty,
                "val_every": args.val_every,
                "eval_pairs": args.eval_pairs, "eval_train": args.eval_train,
                "eval_test": args.eval_test}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-from diffhypergeom.weak.methods import AGGREGATIONS, METHODS, OMEGA_INPUTS
+from diffhypergeom.weak.methods import AGGREGATIONS, METHODS, OMEGA_INPUTS, SELECTOR_GRADIENTS
 from diffhypergeom.weak.pairs import PAIRS
 
 DATASETS = ("procedural", "mpi3d", "dsprites")
@@ -39,6 +39,8 @@ class RunConfig:
     anneal_steps: int = 0
     omega_input: str = "raw"
     hard_sort: bool = True
+    selector_gradient: str = "gumbel"
+    k_penalty: float = 0.0
     val_every: int = 500
     val_pairs: int = 512
     eval_pairs: int = 5000
@@ -55,6 +57,9 @@ class RunConfig:
              f"dataset {self.dataset!r} needs data_path (the .npz file)"),
             (self.aggregation in AGGREGATIONS, f"aggregation must be one of {AGGREGATIONS}"),
             (self.omega_input in OMEGA_INPUTS, f"omega_input must be one of {OMEGA_INPUTS}"),
+            (self.selector_gradient in SELECTOR_GRADIENTS,
+             f"selector_gradient must be one of {SELECTOR_GRADIENTS}"),
+            (self.k_penalty >= 0, "k_penalty must be >= 0"),
             (self.latent_dim >= 0, "latent_dim must be >= 0 (0 = number of factors)"),
             (self.batch_size >= 2 and self.steps >= 1, "batch_size >= 2 and steps >= 1"),
             (self.lr > 0, "lr must be > 0"),

@@ -44,6 +44,7 @@ from diffhypergeom import MultivariateFisherNCHypergeometric
 from diffhypergeom.sort import neural_sort, soft_top_k_mask
 
 METHODS = ("label", "ada", "hg")
+SELECTOR_GRADIENTS = ("gumbel", "mean")
 AGGREGATIONS = ("mean", "poe")
 OMEGA_INPUTS = ("raw", "sorted", "log-sorted")
 
@@ -142,13 +143,14 @@ class HypergeometricSelector(nn.Module):
 
 
 def make_selector(method: str, latent_dim: int, num_independent: int = 1,
-                  omega_input: str = "raw", hard_sort: bool = True) -> nn.Module:
+                  omega_input: str = "raw", hard_sort: bool = True,
+                  gradient: str = "gumbel") -> nn.Module:
     if method == "label":
         return LabelSelector(latent_dim, num_independent)
     if method == "ada":
         return AdaSelector()
     if method == "hg":
-        return HypergeometricSelector(latent_dim, omega_input, hard_sort)
+        return HypergeometricSelector(latent_dim, omega_input, hard_sort, gradient)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 

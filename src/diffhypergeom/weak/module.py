@@ -6,6 +6,10 @@ averaged over the batch, summed over the two views):
 
     L = sum_v [ BCE(decoder(z_v), x_v) summed over pixels + beta * KL(q'(z | x_v) || N(0, I)) ]
 
+plus, for HGVAE with ``k_penalty > 0``, ``k_penalty * E[k]`` on the exact mean of the
+selector's MFNCH (``diffhypergeom weak selector`` shows why the ELBO alone does not reward
+sharing).
+
 Temperatures (MFNCH Gumbel-softmax and NeuralSort share one) follow the paper's schedule
 ``tau_t = tau_init * exp(-r t)``, ``r = (log tau_init - log tau_final) / n_anneal``, held at
 ``tau_final`` after ``n_anneal`` steps.
@@ -17,6 +21,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from diffhypergeom import MultivariateFisherNCHypergeometric
 from diffhypergeom.annealing import exponential_temperature
 from diffhypergeom.weak.methods import aggregate, make_selector, symmetric_kl
 from diffhypergeom.weak.networks import ConvDecoder, ConvEncoder
@@ -27,13 +32,14 @@ class WeakVAE(L.LightningModule):
                  width: float = 1.0, hidden: int = 256, lr: float = 1e-4,
                  aggregation: str = "mean", num_independent: int = 1, beta: float = 1.0,
                  tau_init: float = 10.0, tau_final: float = 0.01, anneal_steps: int = 20000,
-                 omega_input: str = "raw", hard_sort: bool = True):
+                 omega_input: str = "raw", hard_sort: bool = True,
+                 selector_gradient: str = "gumbel", k_penalty: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
         self.encoder = ConvEncoder(in_channels, image_size, latent_dim, width, hidden)
         self.decoder = ConvDecoder(in_channels, image_size, latent_dim, width, hidden)
         self.selector = make_selector(method, latent_dim, num_independent, omega_input,
-                                      hard_sort)
+                                      hard_sort, selector_gradient)
 
     def temperature(self) -> float:
         hp = self.hparams
@@ -61,6 +67,12 @@ class WeakVAE(L.LightningModule):
         recon = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / batch
         kl = 0.5 * (post_mu ** 2 + post_lv.exp() - post_lv - 1.0).sum() / batch
         loss = recon + self.hparams.beta * kl
+        if self.hparams.k_penalty and selection.logits is not None:
+            # k_penalty nats per independent dim on the exact E[k] (rewards sharing)
+            urn = MultivariateFisherNCHypergeometric(self.selector.population,
+                                                     self.hparams.latent_dim,
+                                                     logits=selection.logits)
+            loss = loss + self.hparams.k_penalty * urn.mean[..., 0].mean()
         return {"loss": loss, "recon": recon, "kl": kl, "gamma": gamma, "selection": selection}
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:

@@ -40,7 +40,8 @@ def build_model(config: RunConfig, source: FactorImageSource):
                    aggregation=config.aggregation, num_independent=config.num_independent,
                    tau_init=config.tau_init, tau_final=config.tau_final,
                    anneal_steps=config.anneal_steps or config.steps,
-                   omega_input=config.omega_input, hard_sort=config.hard_sort)
+                   omega_input=config.omega_input, hard_sort=config.hard_sort,
+                   selector_gradient=config.selector_gradient, k_penalty=config.k_penalty)
 
 
 def train_run(config: RunConfig, run_dir: str | Path, accelerator: str = "cpu",
