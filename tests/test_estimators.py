@@ -79,7 +79,7 @@ def test_estimators_on_another_urn(estimator):
 
 @pytest.mark.parametrize("num_samples", [3, 300])
 def test_reinforce_cv_is_unbiased_for_any_group_size(num_samples):
-    """3 draws: a fit from 2; 300: a group of CV_GROUP = 256 and one of 44."""
+    """3 draws: a fit from 2; 300: two groups of 150 (CV_GROUP = 256)."""
     assert _agrees("reinforce-cv", FUNCTIONS["step"], replicates=200 if num_samples > 3
                    else 1000, num_samples=num_samples)
 

@@ -433,8 +433,9 @@ class MultivariateFisherNCHypergeometric(Distribution):
           a temperature; for linear ``f`` it is the exact gradient of ``E[f(X)]``, and for
           smooth ``f`` its bias is that of Stein's identity ``Cov(f(X), X) ~ Cov(X) E[grad f]``
           (the draws' departure from a Gaussian). On the urn of ``diffhypergeom gradients``:
-          relative bias 0 (linear), 0.05-0.08 (quadratic, product, exponential), 0.16-0.21 on
-          sigmoid steps; spread of one draw 0-1.3 times the gradient's norm.
+          relative bias 0 (linear), 0.05-0.08 (quadratic, product, exponential), 0.16-0.20 on
+          steep sigmoid steps, none through a hard step; spread of one draw 0-1.1 times the
+          gradient's norm.
         - ``"gumbel"`` (``method="merge"``'s only one): straight-through Gumbel-softmax over the
           sequential conditionals at ``temperature``. ``permute=True`` visits the classes in a
           new random order per call (one order for all samples of the call, as in the published

@@ -37,7 +37,8 @@ ESTIMATORS = ("pathwise", "reinforce-loo", "reinforce-cv", "exact")
 
 # Largest support that the "exact" estimator sums over (each point is one f evaluation).
 MAX_EXACT_SUPPORT = 100_000
-# "reinforce-cv" fits its control variate on groups of at most this many draws (O(group^3)).
+# "reinforce-cv" fits its control variate on equal groups of at most this many draws
+# (O(group^3)).
 CV_GROUP = 256
 # ... with ridge penalties that shrink the fit towards the leave-one-out mean of "reinforce-loo"
 # when the draws are few for the features (see _reinforce_cv)
@@ -127,8 +128,9 @@ def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
     """
     c, batch = dist.num_classes, dist.batch_shape.numel()
     mean = dist.mean.to(torch.float64).reshape(batch, c)  # first: the tables keep a gradient
-    x = dist.sample((num_samples,)).to(torch.float64)
-    values = _evaluate(f, x.to(dist.logits.dtype))
+    counts = dist.sample((num_samples,))
+    draws, x = counts.to(dist.logits.dtype), counts.to(torch.float64)
+    values = _evaluate(f, draws)
     flat_x = x.reshape(num_samples, batch, c).transpose(0, 1)  # [B, S, c]
     v = values.detach().to(torch.float64).reshape(num_samples, batch).T  # [B, S]
     mu = mean.detach()
@@ -154,10 +156,9 @@ def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
                           torch.ones_like(spread)).clamp_min(1e-3)
     loo_residual, beta = torch.empty_like(v), torch.empty_like(v)
     kappa_group = torch.zeros_like(kappa_z)
-    for start in range(0, num_samples, CV_GROUP):
-        group = slice(start, min(start + CV_GROUP, num_samples))
-        if group.stop - group.start < 2:  # a lone draw left over joins the previous group
-            group = slice(group.start - CV_GROUP, group.stop)
+    groups = -(-num_samples // CV_GROUP)  # of equal sizes, each at most CV_GROUP and >= 2
+    bounds = [round(g * num_samples / groups) for g in range(groups + 1)]
+    for group in map(slice, bounds[:-1], bounds[1:]):
         xs, zs, w, vs = flat_x[:, group], z[:, group], weights[:, group], v[:, group]
         size = vs.shape[-1]
         same = (xs.unsqueeze(2) == xs.unsqueeze(1)).sum(-1).to(torch.float64)
@@ -177,7 +178,7 @@ def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
                                  + kappa_p[:, group] / indicator)
         beta[:, group] = ((inverse @ (vs - loo / size).unsqueeze(-1)).squeeze(-1)
                           * size / num_samples)
-    log_prob = dist.log_prob(x.to(dist.logits.dtype)).to(torch.float64)
+    log_prob = dist.log_prob(draws).to(torch.float64)
     score = (log_prob - log_prob.detach()).reshape(num_samples, batch).T
     score_term = (loo_residual * score).mean(-1)
     control = (beta * kappa_group).sum(-1)

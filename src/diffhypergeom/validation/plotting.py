@@ -157,18 +157,15 @@ def plot_gradient_study(results: dict[str, Any], path: Path) -> str:
     at tau = 0.5), one marker per test function, with the issue's goal boxes. Right: the
     Gumbel variants' largest bias over the smooth test functions against the temperature, the
     default (mean) gradient as a horizontal line."""
-    from diffhypergeom.validation.gradients import TEST_FUNCTIONS
+    from diffhypergeom.validation.gradients import TEST_FUNCTIONS, at_reference_temperature
 
     plt = pyplot()
-    temps = results["config"]["temperatures"]
-    tau = 0.5 if 0.5 in temps else temps[0]
+    tau, chosen = at_reference_temperature(results)
     floor = 1e-3
     fig, (left, key, right) = plt.subplots(1, 3, figsize=(17, 5.6),
                                            gridspec_kw={"width_ratios": [1.0, 0.42, 1.0]})
     key.axis("off")
     markers = dict(zip(TEST_FUNCTIONS, "os^vDPX", strict=False))
-    chosen = [row for row in results["estimators"]
-              if row["gradient"] == "mean" or row["temperature"] in (None, tau)]
     colours = plt.get_cmap("tab20")
     for k, row in enumerate(chosen):
         for name, f in row["functions"].items():

@@ -111,6 +111,11 @@ def paper_loss(data: torch.Tensor, relaxed: torch.Tensor) -> torch.Tensor:
     return (data - relaxed).square().sum(-1).mean()
 
 
+def _method(estimator: str) -> str:
+    """The sampler an estimator draws with: the paper's merged one for ``relaxed-merge``."""
+    return "merge" if estimator == "relaxed-merge" else "exact"
+
+
 def _step_loss(config: UrnConfig, logits: torch.Tensor, batch: torch.Tensor, estimator: str
                ) -> torch.Tensor:
     """One step's loss, whose gradient estimates that of the expected paper loss."""
@@ -122,9 +127,8 @@ def _step_loss(config: UrnConfig, logits: torch.Tensor, batch: torch.Tensor, est
 
         return surrogate_loss(_dist(config, logits), f, num_samples=len(batch),
                               estimator="reinforce-cv")
-    method = "merge" if estimator == "relaxed-merge" else "exact"
     gradient = "mean" if estimator == "relaxed-exact" else "gumbel"
-    relaxed = _dist(config, logits, method).rsample(
+    relaxed = _dist(config, logits, _method(estimator)).rsample(
         (len(batch),), temperature=config.temperature, hard=True, gradient=gradient)
     return paper_loss(batch, relaxed)
 
@@ -152,9 +156,9 @@ def fit_relaxed(config: UrnConfig, train: torch.Tensor, valid: torch.Tensor, est
             steps += 1
             train_curve.append(loss.item())
             trajectory.append(logits.detach().tolist())
-        method = "merge" if estimator == "relaxed-merge" else "exact"
         with torch.no_grad():
-            draws = _dist(config, logits.detach(), method).sample((len(valid),)).double()
+            dist = _dist(config, logits.detach(), _method(estimator))
+            draws = dist.sample((len(valid),)).double()
             valid_curve.append([steps, float(paper_loss(valid, draws))])
     return {"logits": logits.detach().tolist(), "train_curve": train_curve,
             "valid_curve": valid_curve, "trajectory": trajectory}

@@ -126,10 +126,15 @@ class HypergeometricSelector(nn.Module):
         ordered = gamma.sort(dim=-1, descending=True).values
         return ordered if self.omega_input == "sorted" else torch.log1p(ordered)
 
+    def urn(self, logits: torch.Tensor) -> MultivariateFisherNCHypergeometric:
+        """The MFNCH over (independent, shared) dims, urn ``[d, d]``, draw ``d``, for the
+        omega layer's ``logits [B, 2]``."""
+        return MultivariateFisherNCHypergeometric(self.population, self.latent_dim,
+                                                  logits=logits)
+
     def forward(self, gamma: torch.Tensor, temperature: float) -> Selection:
         logits = self.omega(self.omega_features(gamma))                      # [B, 2]
-        urn = MultivariateFisherNCHypergeometric(self.population, self.latent_dim,
-                                                 logits=logits)
+        urn = self.urn(logits)
         # default: the published estimator (straight-through Gumbel-softmax, a random class
         # order per call)
         draw = urn.rsample_detailed(temperature=temperature, hard=True, permute=True,

@@ -21,7 +21,6 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from diffhypergeom import MultivariateFisherNCHypergeometric
 from diffhypergeom.annealing import exponential_temperature
 from diffhypergeom.weak.methods import aggregate, make_selector, symmetric_kl
 from diffhypergeom.weak.networks import ConvDecoder, ConvEncoder
@@ -69,10 +68,8 @@ class WeakVAE(L.LightningModule):
         loss = recon + self.hparams.beta * kl
         if self.hparams.k_penalty and selection.logits is not None:
             # k_penalty nats per independent dim on the exact E[k] (rewards sharing)
-            urn = MultivariateFisherNCHypergeometric(self.selector.population,
-                                                     self.hparams.latent_dim,
-                                                     logits=selection.logits)
-            loss = loss + self.hparams.k_penalty * urn.mean[..., 0].mean()
+            expected_k = self.selector.urn(selection.logits).mean[..., 0]
+            loss = loss + self.hparams.k_penalty * expected_k.mean()
         return {"loss": loss, "recon": recon, "kl": kl, "gamma": gamma, "selection": selection}
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:

@@ -43,7 +43,6 @@ import torch
 from torch import nn
 
 from diffhypergeom.annealing import exponential_temperature
-from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
 from diffhypergeom.runs import markdown_table
 from diffhypergeom.validation.common import (
     cached_part,
@@ -282,16 +281,12 @@ class SelectorModel(nn.Module):
             selection = self.selector(gamma, temperature)
             loss = self.pair_loss(batch, selection.independent).mean()
             if self.penalised:  # k_penalty nats per independent dim, on the exact E[k]
-                urn = MultivariateFisherNCHypergeometric(self.selector.population,
-                                                         self.config.latent_dim,
-                                                         logits=selection.logits)
-                loss = loss + self.config.k_penalty * urn.mean[..., 0].mean()
+                expected_k = self.selector.urn(selection.logits).mean[..., 0]
+                loss = loss + self.config.k_penalty * expected_k.mean()
             return loss
         from diffhypergeom.estimators import surrogate_loss
 
-        logits = self.selector.omega(self.selector.omega_features(gamma))
-        urn = MultivariateFisherNCHypergeometric(self.selector.population,
-                                                 self.config.latent_dim, logits=logits)
+        urn = self.selector.urn(self.selector.omega(self.selector.omega_features(gamma)))
         ranks = gamma.argsort(-1, descending=True).argsort(-1)  # rank of each dim, 0 = largest
 
         def per_draw(counts: torch.Tensor) -> torch.Tensor:  # [S, B, 2] -> [S, B]
@@ -308,9 +303,7 @@ class SelectorModel(nn.Module):
         selection = self.selector(gamma, self.config.tau_final)
         s_hat = selection.num_shared.double()
         if self.method == "hg":
-            urn = MultivariateFisherNCHypergeometric(self.selector.population, d,
-                                                     logits=selection.logits)
-            expected_k = urn.mean[..., 0]
+            expected_k = self.selector.urn(selection.logits).mean[..., 0]
         else:
             expected_k = d - s_hat
         return {"s_hat": float(s_hat.mean()), "expected_k": float(expected_k.mean()),
