@@ -8,17 +8,23 @@ import pytest
 import torch
 
 from diffhypergeom.cluster.module import VaDE
+from diffhypergeom.cluster.priors import PRIORS
+
+GMM_WEIGHTS = torch.tensor([0.5, 0.3, 0.2])
 
 
 def tiny_state(model: VaDE) -> dict:
     return {"encoder": model.encoder.state_dict(), "decoder": model.decoder.state_dict(),
-            "gmm_means": torch.randn(3, 2), "gmm_logvars": torch.zeros(3, 2)}
+            "gmm_means": torch.randn(3, 2), "gmm_logvars": torch.zeros(3, 2),
+            "gmm_weights": GMM_WEIGHTS}
 
 
-@pytest.mark.parametrize("prior", ["categorical", "uniform", "hypergeometric"])
-def test_forward_backward(prior):
+@pytest.mark.parametrize("estimator", ["exact", "gumbel"])
+@pytest.mark.parametrize("prior", PRIORS)
+def test_forward_backward(prior, estimator):
     torch.manual_seed(0)
-    model = VaDE(input_dim=6, num_clusters=3, prior=prior, hidden=[8, 8], latent_dim=2)
+    model = VaDE(input_dim=6, num_clusters=3, prior=prior, hidden=[8, 8], latent_dim=2,
+                 batch_size=7, dataset_size=50, prior_estimator=estimator)
     model.load_pretrained(tiny_state(model))
     x = torch.rand(7, 6)
     terms = model.loss_terms(x)
@@ -35,6 +41,42 @@ def test_forward_backward(prior):
     optimizer = model.configure_optimizers()
     lrs = [group["lr"] for group in optimizer.param_groups]
     assert lrs == ([1e-3] if prior == "uniform" else [1e-3, 1e-2])
+
+
+@pytest.mark.parametrize("prior", ["categorical", "hypergeometric", "hypergeometric-dataset"])
+def test_pi_init_from_the_gmm(prior):
+    """pi_init="gmm" starts the per-sample marginal (the weight in gamma) at the GMM's
+    weights; "uniform" at 1/K. The data set's urn takes its ball counts from them."""
+    for pi_init, expected in (("gmm", GMM_WEIGHTS), ("uniform", torch.full((3,), 1 / 3))):
+        model = VaDE(input_dim=6, num_clusters=3, prior=prior, hidden=[8], latent_dim=2,
+                     batch_size=16, dataset_size=200, pi_init=pi_init)
+        model.load_pretrained(tiny_state(model))
+        torch.testing.assert_close(model.prior.cluster_weights().detach(), expected,
+                                   atol=1e-5, rtol=1e-4)
+        if prior == "hypergeometric-dataset":
+            balls = [100, 60, 40] if pi_init == "gmm" else [66, 66, 66]
+            assert model.prior.population.tolist() == balls
+
+
+def test_the_prior_term_follows_the_estimator():
+    torch.manual_seed(0)
+    model = VaDE(input_dim=6, num_clusters=3, prior="hypergeometric", hidden=[8],
+                 latent_dim=2, batch_size=5)
+    model.load_pretrained(tiny_state(model))
+    x = torch.rand(5, 6)
+    torch.manual_seed(1)
+    terms = model.loss_terms(x)
+    torch.manual_seed(1)
+    mu, logvar = model.encoder(x)
+    gamma = model.posterior_c(mu + torch.randn_like(mu) * (0.5 * logvar).exp())
+    torch.testing.assert_close(terms["prior"], model.prior.expected_log_prob(gamma) / 5)
+    model.hparams.prior_estimator = "gumbel"
+    sampled = {round(model.loss_terms(x)["prior"].item(), 6) for _ in range(5)}
+    assert len(sampled) > 1  # a one-sample estimate, not the exact term
+    with pytest.raises(ValueError, match="prior_estimator"):
+        VaDE(6, 3, "uniform", prior_estimator="reinforce")
+    with pytest.raises(ValueError, match="pi_init"):
+        VaDE(6, 3, "uniform", pi_init="kmeans")
 
 
 def test_prior_term_is_the_only_difference():

@@ -12,11 +12,14 @@ Loss per batch of size B (the negative ELBO divided by B, so the per-sample term
                    - E_q log q(z_i|x_i) - sum_k gamma_ik log gamma_ik ]
     -(1/B) E_{q(c|X)} [ log p(c; pi) ]
 
-The last, batch-level term is the only one that differs between priors: closed form for the
-categorical and uniform priors, a one-sample Gumbel-softmax estimate through the MFNCH for the
-hypergeometric prior (the paper's Appendix C.3, L = 1), with the Gumbel-softmax temperature
-annealed as ``tau_t = tau_init exp(-r t)``, ``r = (log tau_init - log tau_final) / anneal_steps``
-(held at ``tau_final`` afterwards).
+The last, batch-level term and the per-sample prior weight ``p(c_i = k)`` in ``gamma`` are
+the only things that differ between priors. Every prior's term is computed the same way
+(``prior_estimator``): ``"exact"`` (default) takes the exact expectation for all priors,
+``"gumbel"`` a one-sample Gumbel-softmax estimate for all priors (the paper's Appendix C.3,
+L = 1, which the paper used for the hypergeometric prior only), with the temperature annealed
+as ``tau_t = tau_init exp(-r t)``, ``r = (log tau_init - log tau_final) / anneal_steps`` (held at
+``tau_final`` afterwards). ``pi_init="gmm"`` starts every learnable prior at the pretraining
+GMM's weights (as the VaDE and DRPM references do), ``"uniform"`` at uniform weights.
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from torch.nn import functional as F
 
 from diffhypergeom.annealing import exponential_temperature
 from diffhypergeom.cluster.networks import Decoder, Encoder
-from diffhypergeom.cluster.priors import make_prior
+from diffhypergeom.cluster.priors import (
+    PI_INITS,
+    PRIOR_ESTIMATORS,
+    HypergeometricPrior,
+    dataset_population,
+    make_prior,
+)
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -44,8 +53,15 @@ class VaDE(L.LightningModule):
                  hidden: Sequence[int] = (500, 500, 2000), latent_dim: int = 10,
                  lr: float = 1e-3, prior_lr: float = 1e-2, tau_init: float = 1.0,
                  tau_final: float = 0.1,
-                 anneal_steps: int = 1000, hard: bool = False):
+                 anneal_steps: int = 1000, hard: bool = False, batch_size: int = 128,
+                 prior_estimator: str = "exact", pi_init: str = "gmm",
+                 dataset_size: int | None = None):
         super().__init__()
+        if prior_estimator not in PRIOR_ESTIMATORS:
+            raise ValueError(f"prior_estimator must be one of {PRIOR_ESTIMATORS}, "
+                             f"got {prior_estimator!r}")
+        if pi_init not in PI_INITS:
+            raise ValueError(f"pi_init must be one of {PI_INITS}, got {pi_init!r}")
         if tau_init <= 0 or tau_final <= 0:
             raise ValueError(f"temperatures must be > 0, got tau_init={tau_init}, "
                              f"tau_final={tau_final}")
@@ -56,13 +72,16 @@ class VaDE(L.LightningModule):
         self.save_hyperparameters()
         self.encoder = Encoder(input_dim, hidden, latent_dim)
         self.decoder = Decoder(latent_dim, hidden, input_dim)
-        self.prior = make_prior(prior, num_clusters)
+        self.prior = make_prior(prior, num_clusters, batch_size=batch_size,
+                                dataset_size=dataset_size)
         self.mu_c = nn.Parameter(torch.zeros(num_clusters, latent_dim))
         self.logvar_c = nn.Parameter(torch.zeros(num_clusters, latent_dim))
 
     # ------------------------------------------------------------------ initialisation
     def load_pretrained(self, state: dict, init_logvar: float = -4.0) -> None:
-        """Encoder/decoder weights and GMM means / log-variances from ``pretrain``.
+        """Encoder/decoder weights and GMM means / log-variances from ``pretrain``; with
+        ``pi_init="gmm"`` the prior's per-sample marginal starts at the GMM's weights (and the
+        data set's urn takes its ball counts from them).
 
         The pretraining never trains the encoder's log-variance head; it is set to an almost
         constant ``log sigma^2 = init_logvar`` (bias ``init_logvar``, weights scaled by 0.01)
@@ -76,6 +95,13 @@ class VaDE(L.LightningModule):
             self.encoder.logvar.bias.fill_(init_logvar)
             self.mu_c.copy_(torch.as_tensor(state["gmm_means"], dtype=torch.float32))
             self.logvar_c.copy_(torch.as_tensor(state["gmm_logvars"], dtype=torch.float32))
+        if self.hparams.pi_init == "gmm":
+            weights = torch.as_tensor(state["gmm_weights"], dtype=torch.float64)
+            weights = weights.clamp_min(1e-6) / weights.clamp_min(1e-6).sum()
+            if isinstance(self.prior, HypergeometricPrior) and self.prior.fixed_population:
+                self.prior.set_population(dataset_population(
+                    weights, self.hparams.dataset_size, self.hparams.batch_size))
+            self.prior.match_marginal(weights)
 
     # ------------------------------------------------------------------ model pieces
     def temperature(self, step: int | None = None) -> float:
@@ -88,9 +114,13 @@ class VaDE(L.LightningModule):
         diff = z.unsqueeze(1) - self.mu_c  # [B, K, D]
         return -0.5 * (LOG_2PI + self.logvar_c + diff.pow(2) / self.logvar_c.exp()).sum(-1)
 
-    def posterior_c(self, z: torch.Tensor) -> torch.Tensor:
-        """``gamma = q(c|x)`` [B, K] from latents ``z`` [B, D]."""
-        return torch.softmax(self.prior.log_weights() + self.log_pz_given_c(z), -1)
+    def posterior_c(self, z: torch.Tensor,
+                    log_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """``gamma = q(c|x)`` [B, K] from latents ``z`` [B, D] and the prior's per-sample
+        marginal (``log_weights`` [K], computed if not given)."""
+        if log_weights is None:
+            log_weights = self.prior.log_weights()
+        return torch.softmax(log_weights + self.log_pz_given_c(z), -1)
 
     def loss_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Negative-ELBO pieces (per-sample means) for a batch ``x`` [B, d]."""
@@ -106,8 +136,11 @@ class VaDE(L.LightningModule):
         e_log_qz = -0.5 * (LOG_2PI + 1 + logvar).sum(-1)
         e_log_qc = (gamma * gamma.clamp_min(1e-12).log()).sum(-1)
         batch = x.shape[0]
-        prior_term = self.prior.expected_log_prob(gamma, temperature=self.temperature(),
-                                                  hard=self.hparams.hard) / batch
+        if self.hparams.prior_estimator == "exact":
+            prior_term = self.prior.expected_log_prob(gamma) / batch
+        else:
+            prior_term = self.prior.sampled_log_prob(gamma, temperature=self.temperature(),
+                                                     hard=self.hparams.hard) / batch
         loss = (recon - e_log_pz + e_log_qz + e_log_qc).mean() - prior_term
         return {"loss": loss, "recon": recon.mean(), "prior": prior_term}
 
@@ -134,7 +167,8 @@ class VaDE(L.LightningModule):
     def predict_gamma(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """``q(c|x)`` [n, K] at the posterior means (no sampling)."""
         out = []
+        log_weights = self.prior.log_weights()
         for start in range(0, len(x), batch_size):
             mu, _ = self.encoder(x[start:start + batch_size].to(self.device))
-            out.append(self.posterior_c(mu).cpu())
+            out.append(self.posterior_c(mu, log_weights).cpu())
         return torch.cat(out)

@@ -2,8 +2,9 @@
 
 The encoder's mean head and the decoder are trained as a deterministic autoencoder
 (``x -> mu_phi(x) -> decoder``, Bernoulli cross-entropy) with Lightning; then a diagonal
-Gaussian mixture (scikit-learn ``GaussianMixture``, K components) is fitted to the encoded
-training set and gives the cluster means and log-variances. The result is stored with
+Gaussian mixture (scikit-learn ``GaussianMixture``, K components, by default the references'
+``n_init=10`` restarts and ``reg_covar=1e-5``) is fitted to the encoded training set and gives
+the cluster means, log-variances and weights. The result is stored with
 ``torch.save`` (atomically) under a name holding the dataset, its version, the seed and a hash
 of the settings, so the three priors of one (dataset, version, seed) start from identical
 weights and a restarted sweep reuses it.
@@ -58,7 +59,8 @@ def cache_key(data: ClusterData, seed: int, settings: dict) -> str:
 
 def pretrain(data: ClusterData, seed: int, *, hidden: Sequence[int], latent_dim: int,
              epochs: int, batch_size: int, lr: float, cache_dir: str | Path,
-             trainer_kwargs: dict | None = None) -> dict:
+             trainer_kwargs: dict | None = None, gmm_n_init: int = 10,
+             gmm_reg: float = 1e-5) -> dict:
     """Pretrained weights and GMM initialisation for ``(data, seed)``, from the cache in
     ``cache_dir`` if present. Returns ``{"encoder", "decoder", "gmm_means" [K, D],
     "gmm_logvars" [K, D], "gmm_weights" [K], "key"}``."""
@@ -66,9 +68,13 @@ def pretrain(data: ClusterData, seed: int, *, hidden: Sequence[int], latent_dim:
 
     if epochs < 0:
         raise ValueError(f"pretrain epochs must be >= 0, got {epochs}")
+    if gmm_n_init < 1 or gmm_reg <= 0:
+        raise ValueError(f"gmm_n_init must be >= 1 and gmm_reg > 0, got {gmm_n_init}, "
+                         f"{gmm_reg}")
     settings = {"hidden": list(hidden), "latent_dim": latent_dim, "epochs": epochs,
                 "batch_size": batch_size, "lr": lr, "n_train": len(data.train.y),
-                "subsampled": data.subsampled_classes}
+                "subsampled": data.subsampled_classes, "gmm_n_init": gmm_n_init,
+                "gmm_reg": gmm_reg}
     key = cache_key(data, seed, settings)
     path = Path(cache_dir) / f"{key}.pt"
     if path.is_file():
@@ -87,7 +93,7 @@ def pretrain(data: ClusterData, seed: int, *, hidden: Sequence[int], latent_dim:
     with torch.no_grad():
         latents = model.encoder(x)[0].cpu().numpy().astype(np.float64)
     gmm = GaussianMixture(data.num_classes, covariance_type="diag", random_state=seed,
-                          reg_covar=1e-4).fit(latents)
+                          n_init=gmm_n_init, reg_covar=gmm_reg).fit(latents)
     state = {"encoder": model.encoder.cpu().state_dict(),
              "decoder": model.decoder.cpu().state_dict(),
              "gmm_means": torch.as_tensor(gmm.means_, dtype=torch.float32),

@@ -24,7 +24,7 @@ import numpy as np
 
 from diffhypergeom.cluster.datasets import VERSIONS, ClusterData, load_splits, make_version
 from diffhypergeom.cluster.metrics import clustering_scores, matched_weights, rank_correlation
-from diffhypergeom.cluster.priors import PRIORS
+from diffhypergeom.cluster.priors import PI_INITS, PRIOR_ESTIMATORS, PRIORS
 from diffhypergeom.runs import markdown_table, read_json, write_json_atomic, write_text_atomic
 
 METRICS = ("acc", "nmi", "ari")
@@ -45,6 +45,10 @@ class TrainConfig:
     tau_init: float = 1.0
     tau_final: float = 0.1
     hard: bool = False
+    prior_estimator: str = "exact"
+    pi_init: str = "gmm"
+    gmm_n_init: int = 10
+    gmm_reg: float = 1e-5
     accelerator: str = "cpu"
     devices: str = "1"
     strategy: str = "auto"
@@ -57,6 +61,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.pretrain_epochs < 0:
             raise ValueError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
+        if self.prior_estimator not in PRIOR_ESTIMATORS:
+            raise ValueError(f"prior_estimator must be one of {PRIOR_ESTIMATORS}, "
+                             f"got {self.prior_estimator!r}")
+        if self.pi_init not in PI_INITS:
+            raise ValueError(f"pi_init must be one of {PI_INITS}, got {self.pi_init!r}")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden sizes must be >= 1, got {self.hidden}")
 
@@ -73,6 +82,16 @@ def _loader(x: np.ndarray, batch_size: int, seed: int, shuffle: bool):
     return torch.utils.data.DataLoader(
         data, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle and len(x) >= batch_size,
         generator=torch.Generator().manual_seed(seed))
+
+
+def pretrain_for(data: ClusterData, seed: int, cfg: TrainConfig, cache_dir: str | Path) -> dict:
+    """The shared initialisation of every prior's run on ``(data, seed)`` (cached)."""
+    from diffhypergeom.cluster.pretrain import pretrain
+
+    return pretrain(data, seed, hidden=cfg.hidden, latent_dim=cfg.latent_dim,
+                    epochs=cfg.pretrain_epochs, batch_size=cfg.batch_size, lr=cfg.pretrain_lr,
+                    cache_dir=cache_dir, trainer_kwargs=cfg.trainer_kwargs(),
+                    gmm_n_init=cfg.gmm_n_init, gmm_reg=cfg.gmm_reg)
 
 
 def train_one(data: ClusterData, prior: str, seed: int, cfg: TrainConfig, run_dir: Path,
@@ -94,7 +113,8 @@ def train_one(data: ClusterData, prior: str, seed: int, cfg: TrainConfig, run_di
     model = VaDE(data.train.x.shape[1], data.num_classes, prior, hidden=cfg.hidden,
                  latent_dim=cfg.latent_dim, lr=cfg.lr, prior_lr=cfg.prior_lr, tau_init=cfg.tau_init,
                  tau_final=cfg.tau_final, anneal_steps=steps_per_epoch * cfg.epochs,
-                 hard=cfg.hard)
+                 hard=cfg.hard, batch_size=cfg.batch_size, prior_estimator=cfg.prior_estimator,
+                 pi_init=cfg.pi_init, dataset_size=len(data.train.y))
     model.load_pretrained(init_state)
     checkpoint_dir = run_dir / "checkpoints"
     last = checkpoint_dir / "last.ckpt"
@@ -129,7 +149,8 @@ def train_one(data: ClusterData, prior: str, seed: int, cfg: TrainConfig, run_di
         "weight_ratio": _subsampled_ratio(matched, data.subsampled_classes),
         "true_ratio": _subsampled_ratio(proportions, data.subsampled_classes),
         "init": init_state.get("key"),
-        "epochs": cfg.epochs, "seconds": time.perf_counter() - start,
+        "epochs": cfg.epochs, "prior_estimator": cfg.prior_estimator, "pi_init": cfg.pi_init,
+        "seconds": time.perf_counter() - start,
     }
     write_json_atomic(run_dir / "result.json", result)
     if not cfg.keep_checkpoints:
@@ -156,8 +177,6 @@ def run_sweep(out: Path, dataset: str, priors: list[str], versions: list[str],
     return None)."""
     from lightning.pytorch.utilities import rank_zero_only
 
-    from diffhypergeom.cluster.pretrain import pretrain
-
     bad = [p for p in priors if p not in PRIORS] + [v for v in versions if v not in VERSIONS]
     if bad:
         raise ValueError(f"unknown priors/versions {bad}; priors: {PRIORS}, "
@@ -182,10 +201,7 @@ def run_sweep(out: Path, dataset: str, priors: list[str], versions: list[str],
                     results.append(read_json(run_dir / "result.json"))
                     continue
                 if init is None:
-                    init = pretrain(data, seed, hidden=cfg.hidden, latent_dim=cfg.latent_dim,
-                                    epochs=cfg.pretrain_epochs, batch_size=cfg.batch_size,
-                                    lr=cfg.pretrain_lr, cache_dir=cache,
-                                    trainer_kwargs=cfg.trainer_kwargs())
+                    init = pretrain_for(data, seed, cfg, cache)
                 result = train_one(data, prior, seed, cfg, run_dir, init)
                 if result is None:
                     continue
@@ -203,6 +219,45 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     if arr.size == 0:
         return math.nan, math.nan
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def paired_tests(results: list[dict], priors: list[str], versions: list[str],
+                 metrics: tuple[str, ...] = ("acc", "nmi")) -> list[dict]:
+    """Every pair of priors per version, paired by seed (same data version and pretraining):
+    the mean and sample std of the differences ``a - b``, the paired t-test's and the
+    Wilcoxon signed-rank test's two-sided p-values (NaN where undefined; with n seeds the
+    exact Wilcoxon p cannot go below ``2 / 2^n``, 0.0625 for 5 seeds)."""
+    from itertools import combinations
+
+    from scipy import stats
+
+    rows = []
+    for version in versions:
+        by_prior = {p: {r["seed"]: r for r in results if r["prior"] == p
+                        and r["version"] == version} for p in priors}
+        for a, b in combinations(priors, 2):
+            seeds = sorted(set(by_prior[a]) & set(by_prior[b]))
+            row: dict = {"version": version, "a": a, "b": b, "n": len(seeds)}
+            for metric in metrics:
+                diff = np.array([by_prior[a][s][metric] - by_prior[b][s][metric]
+                                 for s in seeds])
+                mean, std = _mean_std(list(diff))
+                t_p = w_p = math.nan
+                if len(diff) >= 2 and np.any(diff != 0):
+                    t_p = float(stats.ttest_rel(diff, np.zeros_like(diff)).pvalue)
+                    w_p = float(stats.wilcoxon(diff).pvalue)
+                row[metric] = {"mean_diff": mean, "std_diff": std, "t_p": t_p,
+                               "wilcoxon_p": w_p}
+            rows.append(row)
+    return rows
+
+
+def _fmt_test(cell: dict) -> str:
+    if math.isnan(cell["mean_diff"]):
+        return "n/a"
+    p_values = ", ".join("p n/a" if math.isnan(cell[k]) else f"{name} {cell[k]:.3f}"
+                         for k, name in (("t_p", "t"), ("wilcoxon_p", "W")))
+    return f"{cell['mean_diff']:+.3f} ± {cell['std_diff']:.3f} ({p_values})"
 
 
 def _fmt(pair: tuple[float, float], digits: int = 3) -> str:
@@ -223,9 +278,10 @@ def write_summary(out: Path, dataset: str, priors: list[str], versions: list[str
             cell["size_spearman"] = _mean_std([r.get("size_spearman") for r in runs])
             cell["runs"] = len(runs)
             table.setdefault(prior, {})[version] = cell
+    tests = paired_tests(results, priors, versions)
     summary = {"dataset": dataset, "priors": priors, "versions": versions, "seeds": seeds,
                "config": asdict(cfg), "std": "sample standard deviation over seeds (ddof=1)",
-               "table": table, "runs": results}
+               "table": table, "paired_tests": tests, "runs": results}
     write_json_atomic(out / "results.json", summary)
     header = ["prior"] + [f"{v} {m.upper()}" for v in versions for m in METRICS]
     rows = [[p] + [_fmt(table[p][v][m]) for v in versions for m in METRICS] for p in priors]
@@ -239,14 +295,21 @@ def write_summary(out: Path, dataset: str, priors: list[str], versions: list[str
     text = (f"# Clustering sweep: {dataset}\n\n"
             f"Priors x dataset versions, test-split metrics, mean ± std over seeds {seeds} "
             f"({len(results)} runs; {cfg.pretrain_epochs} pretraining + {cfg.epochs} VaDE "
-            f"epochs, batch {cfg.batch_size}, hidden {cfg.hidden}, latent {cfg.latent_dim}).\n\n"
+            f"epochs, batch {cfg.batch_size}, hidden {cfg.hidden}, latent {cfg.latent_dim}, "
+            f"prior term {cfg.prior_estimator}, pi init {cfg.pi_init}).\n\n"
             + markdown_table(header, rows)
             + "\n\nLearned cluster weights (matched to classes) vs true class proportions: "
             "Spearman rank correlation, and the mean weight of the subsampled classes divided "
             "by that of the others (the true ratio is the subsampling rate); last columns: "
             "Spearman correlation of the weights with the sizes of the model's own clusters "
             "(fraction of the training split assigned to each).\n\n"
-            + markdown_table(weight_header, weight_rows) + "\n")
+            + markdown_table(weight_header, weight_rows)
+            + "\n\nPaired comparisons (same seed = same data version and pretraining): mean ± "
+            "std over seeds of the difference a - b, paired t-test (t) and Wilcoxon signed-rank "
+            "(W) two-sided p-values.\n\n"
+            + markdown_table(["version", "a", "b", "seeds", "Δ ACC", "Δ NMI"],
+                             [[t["version"], t["a"], t["b"], str(t["n"]), _fmt_test(t["acc"]),
+                               _fmt_test(t["nmi"])] for t in tests]) + "\n")
     write_text_atomic(out / "summary.md", text)
     if results:
         plot_weights(out / "weights.png", results, priors, versions)

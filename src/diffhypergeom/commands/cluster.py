@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-PRIOR_NAMES = ("categorical", "uniform", "hypergeometric")
+PRIOR_NAMES = ("categorical", "uniform", "hypergeometric", "hypergeometric-dataset")
+PRIOR_ESTIMATOR_NAMES = ("exact", "gumbel")
+PI_INIT_NAMES = ("uniform", "gmm")
 VERSION_NAMES = ("balanced", "sub80", "sub60")
 DATASET_NAMES = ("digits", "fashion-mnist", "idx")
 _OUT_ENV = "DIFFHYPERGEOM_CLUSTER_OUT"
@@ -49,13 +51,26 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--pretrain-epochs", type=int, default=10,
                        help="autoencoder pretraining epochs (cached per dataset and seed)")
     model.add_argument("--epochs", type=int, default=20, help="VaDE training epochs")
+    model.add_argument("--prior-estimator", choices=PRIOR_ESTIMATOR_NAMES, default="exact",
+                       help="how every prior's ELBO term E_q[log p(c)] is computed, the same "
+                       "for all priors: exact (the exact expectation; for the hypergeometric "
+                       "priors from the Poisson-binomial laws of the cluster counts) or gumbel "
+                       "(log p at one Gumbel-softmax sample of q(c|x), the paper's estimator)")
+    model.add_argument("--pi-init", choices=PI_INIT_NAMES, default="gmm",
+                       help="initial prior weights: gmm (the pretraining GMM's weights, as in "
+                       "the VaDE and DRPM references; the data set's urn also takes its ball "
+                       "counts from them) or uniform")
     model.add_argument("--tau-init", type=float, default=1.0,
-                       help="initial Gumbel-softmax temperature (hypergeometric prior)")
+                       help="initial Gumbel-softmax temperature (--prior-estimator gumbel)")
     model.add_argument("--tau-final", type=float, default=0.1,
                        help="final temperature, reached at the last training step")
     model.add_argument("--hard", action="store_true",
-                       help="straight-through (integer) cluster counts in the hypergeometric "
-                       "prior instead of relaxed counts")
+                       help="with --prior-estimator gumbel: straight-through (integer) cluster "
+                       "assignments instead of relaxed ones")
+    model.add_argument("--gmm-n-init", type=int, default=10,
+                       help="GaussianMixture restarts of the initialisation (references: 10)")
+    model.add_argument("--gmm-reg", type=float, default=1e-5,
+                       help="GaussianMixture reg_covar of the initialisation (references: 1e-5)")
     model.add_argument("--cache-dir", default=None,
                        help="pretraining cache directory (default: <out>/pretrain)")
     run = parser.add_argument_group("execution")
@@ -78,7 +93,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     train = sub.add_parser("train", help="train and evaluate one VaDE",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     train.add_argument("--prior", choices=PRIOR_NAMES, default="hypergeometric",
-                       help="cluster prior p(c)")
+                       help="cluster prior p(c): categorical (learnable pi), uniform, "
+                       "hypergeometric (the paper's urn: K colours of B balls, B drawn) or "
+                       "hypergeometric-dataset (the urn of the training set: max(N p_k, B) balls "
+                       "of colour k)")
     train.add_argument("--version", choices=VERSION_NAMES, default="balanced",
                        help="dataset version: balanced, or half of the classes subsampled to "
                        "80%% / 60%%")
@@ -108,6 +126,8 @@ def _config(args: argparse.Namespace):
                        pretrain_lr=args.pretrain_lr,
                        pretrain_epochs=args.pretrain_epochs, epochs=args.epochs,
                        tau_init=args.tau_init, tau_final=args.tau_final, hard=args.hard,
+                       prior_estimator=args.prior_estimator, pi_init=args.pi_init,
+                       gmm_n_init=args.gmm_n_init, gmm_reg=args.gmm_reg,
                        accelerator=args.accelerator, devices=str(args.devices),
                        strategy=args.strategy, progress=not args.no_progress,
                        keep_checkpoints=args.keep_checkpoints)
@@ -156,16 +176,12 @@ def _run_in(out, args: argparse.Namespace, cfg) -> int:
         print(f"results in {out}")
         return 0
     from diffhypergeom.cluster.datasets import load_splits, make_version
-    from diffhypergeom.cluster.pretrain import pretrain
-    from diffhypergeom.cluster.sweep import train_one
+    from diffhypergeom.cluster.sweep import pretrain_for, train_one
 
     train, test = load_splits(args.dataset, args.data_dir)
     data = make_version(args.dataset, train, test, args.version, args.seed,
                         max_train=args.max_train)
-    init = pretrain(data, args.seed, hidden=cfg.hidden, latent_dim=cfg.latent_dim,
-                    epochs=cfg.pretrain_epochs, batch_size=cfg.batch_size, lr=cfg.pretrain_lr,
-                    cache_dir=args.cache_dir or out / "pretrain",
-                    trainer_kwargs=cfg.trainer_kwargs())
+    init = pretrain_for(data, args.seed, cfg, args.cache_dir or out / "pretrain")
     result = train_one(data, args.prior, args.seed, cfg, out, init)
     if result is not None:
         shown = {k: result[k] for k in ("prior", "version", "seed", "acc", "nmi", "ari",
