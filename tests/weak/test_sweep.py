@@ -76,7 +76,7 @@ def test_tiny_locatello_sweep_and_cli_train(tmp_path):
     summary = (tmp_path / "sweep" / "summary.md").read_text()
     assert "| LabelVAE | -1 |" in summary and "true s (mean over pairs)" in summary
     argv = ["train", "--method", "hg", "--pairs", "locatello", "--k", "3",
-            "--selector-gradient", "mean", "--k-penalty", "1",
+            "--selector-gradient", "mean", "--k-penalty", "1", "--kernels", "reference",
             "--image-size", "16", "--width", "0.25", "--hidden", "16", "--batch-size", "8",
             "--steps", "2", "--val-every", "2", "--eval-pairs", "8", "--eval-train", "40",
             "--eval-test", "20", "--no-progress", "--out", str(tmp_path / "train")]
@@ -85,6 +85,7 @@ def test_tiny_locatello_sweep_and_cli_train(tmp_path):
     assert result["pairs"] == "locatello" and result["k"] == 3
     config = json.loads((tmp_path / "train" / "config.json").read_text())
     assert config["selector_gradient"] == "mean" and config["k_penalty"] == 1.0
+    assert config["kernels"] == "reference"
 
 
 def test_bad_settings():
@@ -96,6 +97,8 @@ def test_bad_settings():
         RunConfig(tau_init=0.1, tau_final=1.0)
     with pytest.raises(ValueError, match="pairs must be one of"):
         RunConfig(pairs="random")
+    with pytest.raises(ValueError, match="kernels must be one of"):
+        RunConfig(kernels="3x3")
     with pytest.raises(ValueError, match="k must be -1"):
         RunConfig(pairs="locatello", k=0)
     with pytest.raises(ValueError, match="k_penalty must be >= 0"):

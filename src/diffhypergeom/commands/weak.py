@@ -50,6 +50,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=int, default=None, help="d; 0 = number of factors K")
     p.add_argument("--width", type=float, default=None, help="conv channel multiplier (1.0)")
     p.add_argument("--hidden", type=int, default=None, help="dense layer size (256)")
+    p.add_argument("--kernels", choices=("4x4", "reference"), default=None,
+                   help="encoder conv kernels: 4x4 in every layer (default), or 'reference': "
+                   "2x2 in the last two layers, as disentanglement_lib's conv_encoder")
     p.add_argument("--batch-size", type=int, default=None, help="pairs per step (64)")
     p.add_argument("--steps", type=int, default=None, help="training steps (20000)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-4)")
@@ -171,7 +174,8 @@ def _config(args: argparse.Namespace, **fixed):
     values = dict(QUICK) if args.quick else {}
     options = {"dataset": args.dataset, "data_path": args.data_path,
                "image_size": args.image_size, "latent_dim": args.latent_dim,
-               "width": args.width, "hidden": args.hidden, "batch_size": args.batch_size,
+               "width": args.width, "hidden": args.hidden, "kernels": args.kernels,
+               "batch_size": args.batch_size,
                "steps": args.steps, "lr": args.lr, "aggregation": args.aggregation,
                "num_independent": args.num_independent, "tau_init": args.tau_init,
                "tau_final": args.tau_final, "anneal_steps": args.anneal_steps,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from diffhypergeom.weak.methods import AGGREGATIONS, METHODS, OMEGA_INPUTS, SELECTOR_GRADIENTS
+from diffhypergeom.weak.networks import KERNELS
 from diffhypergeom.weak.pairs import PAIRS
 
 DATASETS = ("procedural", "mpi3d", "dsprites")
@@ -29,6 +30,7 @@ class RunConfig:
     latent_dim: int = 0
     width: float = 1.0
     hidden: int = 256
+    kernels: str = "4x4"
     batch_size: int = 64
     steps: int = 20000
     lr: float = 1e-4
@@ -52,6 +54,7 @@ class RunConfig:
             (self.method in METHODS, f"method must be one of {METHODS}"),
             (self.dataset in DATASETS, f"dataset must be one of {DATASETS}"),
             (self.pairs in PAIRS, f"pairs must be one of {PAIRS}"),
+            (self.kernels in KERNELS, f"kernels must be one of {KERNELS}"),
             (self.k == -1 or self.k >= 1, "k must be -1 (random) or >= 1"),
             (self.dataset == "procedural" or bool(self.data_path),
              f"dataset {self.dataset!r} needs data_path (the .npz file)"),

@@ -32,10 +32,11 @@ class WeakVAE(L.LightningModule):
                  aggregation: str = "mean", num_independent: int = 1, beta: float = 1.0,
                  tau_init: float = 10.0, tau_final: float = 0.01, anneal_steps: int = 20000,
                  omega_input: str = "raw", hard_sort: bool = True,
-                 selector_gradient: str = "gumbel", k_penalty: float = 0.0):
+                 selector_gradient: str = "gumbel", k_penalty: float = 0.0,
+                 kernels: str = "4x4"):
         super().__init__()
         self.save_hyperparameters()
-        self.encoder = ConvEncoder(in_channels, image_size, latent_dim, width, hidden)
+        self.encoder = ConvEncoder(in_channels, image_size, latent_dim, width, hidden, kernels)
         self.decoder = ConvDecoder(in_channels, image_size, latent_dim, width, hidden)
         self.selector = make_selector(method, latent_dim, num_independent, omega_input,
                                       hard_sort, selector_gradient)

@@ -5,8 +5,11 @@ Encoder: ``L = log2(S / 4)`` convolutions (kernel 4, stride 2, padding 1, ReLU) 
 ``(32, 32, 64, 64)`` (the last ``L`` of them, times ``width``), a dense layer of ``hidden`` (256)
 units, and two dense heads giving the Gaussian posterior's mean and log-variance ``[B, d]``.
 Decoder: dense ``hidden``, dense to a ``4 x 4`` map, ``L`` transposed convolutions mirroring the
-encoder, output Bernoulli logits ``[B, C, S, S]``. (disentanglement_lib uses 2 x 2 kernels in
-its 3rd/4th conv layer; here every layer uses 4 x 4 with padding 1, which halves any even size.)
+encoder, output Bernoulli logits ``[B, C, S, S]``. ``kernels="4x4"`` (default) uses 4 x 4
+kernels with padding 1 in every encoder layer; ``kernels="reference"`` uses 2 x 2 kernels
+(stride 2, no padding) in the encoder's last two conv layers, as disentanglement_lib's
+``conv_encoder`` does in its 3rd and 4th (its decoder is 4 x 4 throughout, as here). Both halve
+any even size.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from torch import nn
 
 BASE_CHANNELS = (32, 32, 64, 64)
+KERNELS = ("4x4", "reference")
 
 
 def _layer_channels(image_size: int, width: float) -> list[int]:
@@ -36,13 +40,19 @@ class ConvEncoder(nn.Module):
     """``x [B, C, S, S] -> (mu [B, d], logvar [B, d])``."""
 
     def __init__(self, in_channels: int, image_size: int, latent_dim: int,
-                 width: float = 1.0, hidden: int = 256):
+                 width: float = 1.0, hidden: int = 256, kernels: str = "4x4"):
         super().__init__()
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
         channels = _layer_channels(image_size, width)
+        small = 2 if kernels == "reference" else 0
         layers: list[nn.Module] = []
         previous = in_channels
-        for c in channels:
-            layers += [nn.Conv2d(previous, c, 4, stride=2, padding=1), nn.ReLU()]
+        for i, c in enumerate(channels):
+            if i >= len(channels) - small:
+                layers += [nn.Conv2d(previous, c, 2, stride=2), nn.ReLU()]
+            else:
+                layers += [nn.Conv2d(previous, c, 4, stride=2, padding=1), nn.ReLU()]
             previous = c
         self.features = nn.Sequential(*layers, nn.Flatten(),
                                       nn.Linear(previous * 16, hidden), nn.ReLU())

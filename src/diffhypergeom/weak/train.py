@@ -41,7 +41,8 @@ def build_model(config: RunConfig, source: FactorImageSource):
                    tau_init=config.tau_init, tau_final=config.tau_final,
                    anneal_steps=config.anneal_steps or config.steps,
                    omega_input=config.omega_input, hard_sort=config.hard_sort,
-                   selector_gradient=config.selector_gradient, k_penalty=config.k_penalty)
+                   selector_gradient=config.selector_gradient, k_penalty=config.k_penalty,
+                   kernels=config.kernels)
 
 
 def train_run(config: RunConfig, run_dir: str | Path, accelerator: str = "cpu",
