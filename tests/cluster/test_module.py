@@ -77,6 +77,8 @@ def test_the_prior_term_follows_the_estimator():
         VaDE(6, 3, "uniform", prior_estimator="reinforce")
     with pytest.raises(ValueError, match="pi_init"):
         VaDE(6, 3, "uniform", pi_init="kmeans")
+    with pytest.raises(ValueError, match="gumbel"):
+        VaDE(6, 3, "uniform", hard=True)
 
 
 def test_prior_term_is_the_only_difference():

@@ -62,6 +62,9 @@ class VaDE(L.LightningModule):
                              f"got {prior_estimator!r}")
         if pi_init not in PI_INITS:
             raise ValueError(f"pi_init must be one of {PI_INITS}, got {pi_init!r}")
+        if hard and prior_estimator != "gumbel":
+            raise ValueError("hard=True (straight-through assignments) needs "
+                             "prior_estimator='gumbel'")
         if tau_init <= 0 or tau_final <= 0:
             raise ValueError(f"temperatures must be > 0, got tau_init={tau_init}, "
                              f"tau_final={tau_final}")

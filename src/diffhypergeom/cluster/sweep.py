@@ -66,6 +66,9 @@ class TrainConfig:
                              f"got {self.prior_estimator!r}")
         if self.pi_init not in PI_INITS:
             raise ValueError(f"pi_init must be one of {PI_INITS}, got {self.pi_init!r}")
+        if self.hard and self.prior_estimator != "gumbel":
+            raise ValueError("hard (straight-through assignments) needs prior_estimator "
+                             "'gumbel' (--prior-estimator gumbel)")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden sizes must be >= 1, got {self.hidden}")
 
