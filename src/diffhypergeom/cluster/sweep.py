@@ -258,7 +258,7 @@ def paired_tests(results: list[dict], priors: list[str], versions: list[str],
 def _fmt_test(cell: dict) -> str:
     if math.isnan(cell["mean_diff"]):
         return "n/a"
-    p_values = ", ".join("p n/a" if math.isnan(cell[k]) else f"{name} {cell[k]:.3f}"
+    p_values = ", ".join(f"{name} n/a" if math.isnan(cell[k]) else f"{name} {cell[k]:.3f}"
                          for k, name in (("t_p", "t"), ("wilcoxon_p", "W")))
     return f"{cell['mean_diff']:+.3f} ± {cell['std_diff']:.3f} ({p_values})"
 
@@ -321,8 +321,11 @@ def write_summary(out: Path, dataset: str, priors: list[str], versions: list[str
 
 def plot_weights(path: Path, results: list[dict], priors: list[str],
                  versions: list[str]) -> None:
-    """The paper's Figure 3: true class proportions vs learned (matched) cluster weights,
-    for the first seed of each (prior, version); subsampled classes hatched."""
+    """The paper's Figure 3 over all seeds: per version, each class's learned (matched)
+    cluster weight against its true proportion, one point per (class, seed) and a colour per
+    learnable prior; subsampled classes hollow. On the diagonal the weights follow the data."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -331,39 +334,37 @@ def plot_weights(path: Path, results: list[dict], priors: list[str],
     from diffhypergeom.runs import write_bytes_atomic
 
     learnable = [p for p in priors if p != "uniform"] or priors
-    fig, axes = plt.subplots(len(learnable), len(versions), squeeze=False,
-                             figsize=(4.2 * len(versions), 3.0 * len(learnable)))
-    for row, prior in enumerate(learnable):
-        for col, version in enumerate(versions):
-            ax = axes[row][col]
-            runs = sorted((r for r in results if r["prior"] == prior
-                           and r["version"] == version), key=lambda r: r["seed"])
+    fig, axes = plt.subplots(1, len(versions), squeeze=False,
+                             figsize=(4.2 * len(versions), 4.0))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for col, version in enumerate(versions):
+        ax = axes[0][col]
+        top = 0.0
+        for i, prior in enumerate(learnable):
+            runs = [r for r in results if r["prior"] == prior and r["version"] == version]
             if not runs:
-                ax.set_axis_off()
                 continue
-            run = runs[0]
-            classes = np.arange(len(run["class_proportions"]))
-            hatch = ["//" if c in run["subsampled_classes"] else "" for c in classes]
-            true_bars = ax.bar(classes - 0.2, run["class_proportions"], 0.4,
-                               label="true proportion", color="tab:gray")
-            bars = ax.bar(classes + 0.2, run["matched_weights"], 0.4, label="learned weight",
-                          color="tab:blue")
-            for pair in zip(true_bars, bars, hatch, strict=True):
-                pair[0].set_hatch(pair[2])
-                pair[1].set_hatch(pair[2])
-            rhos = [r["spearman"] for r in runs]
-            rho = _mean_std([np.nan if v is None else v for v in rhos])
-            ax.set_title(f"{prior}, {version} (seed {run['seed']})\n"
-                         f"Spearman ρ over seeds {_fmt(rho, 2)}", fontsize=9)
-            ax.set_xticks(classes)
-            ax.set_xlabel("class (hatched: subsampled)", fontsize=8)
-            if col == 0:
-                ax.set_ylabel("proportion / weight")
-            if row == 0 and col == 0:
-                ax.legend(fontsize=7)
+            colour = colours[i % len(colours)]
+            offset = (i - (len(learnable) - 1) / 2) * 0.002
+            for j, run in enumerate(runs):
+                true = np.asarray(run["class_proportions"])
+                learned = np.asarray(run["matched_weights"])
+                sub = np.isin(np.arange(len(true)), run["subsampled_classes"])
+                ratio = _mean_std([r["weight_ratio"] for r in runs])
+                label = None if j else (f"{prior}" + (f" (ratio {_fmt(ratio, 2)})"
+                                                      if run["subsampled_classes"] else ""))
+                ax.scatter(true[~sub] + offset, learned[~sub], s=14, color=colour, alpha=0.6,
+                           label=label)
+                ax.scatter(true[sub] + offset, learned[sub], s=14, facecolors="none",
+                           edgecolors=colour, alpha=0.8)
+                top = max(top, float(true.max()), float(learned.max()))
+        ax.plot([0, top * 1.05], [0, top * 1.05], color="gray", lw=0.8, ls="--")
+        ax.set_title(f"{version} (hollow: subsampled classes)", fontsize=9)
+        ax.set_xlabel("true class proportion")
+        if col == 0:
+            ax.set_ylabel("learned cluster weight (matched)")
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    import io
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
