@@ -363,7 +363,7 @@ def plot_weights(path: Path, results: list[dict], priors: list[str],
         ax.set_xlabel("true class proportion")
         if col == 0:
             ax.set_ylabel("learned cluster weight (matched)")
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
