@@ -335,7 +335,7 @@ def plot_weights(path: Path, results: list[dict], priors: list[str],
 
     learnable = [p for p in priors if p != "uniform"] or priors
     fig, axes = plt.subplots(1, len(versions), squeeze=False,
-                             figsize=(4.2 * len(versions), 4.0))
+                             figsize=(4.2 * len(versions), 4.8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for col, version in enumerate(versions):
         ax = axes[0][col]
@@ -363,7 +363,7 @@ def plot_weights(path: Path, results: list[dict], priors: list[str],
         ax.set_xlabel("true class proportion")
         if col == 0:
             ax.set_ylabel("learned cluster weight (matched)")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
