@@ -34,13 +34,7 @@ from torch.nn import functional as F
 
 from diffhypergeom.annealing import exponential_temperature
 from diffhypergeom.cluster.networks import Decoder, Encoder
-from diffhypergeom.cluster.priors import (
-    PI_INITS,
-    PRIOR_ESTIMATORS,
-    HypergeometricPrior,
-    dataset_population,
-    make_prior,
-)
+from diffhypergeom.cluster.priors import PI_INITS, PRIOR_ESTIMATORS, make_prior
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -100,11 +94,7 @@ class VaDE(L.LightningModule):
             self.logvar_c.copy_(torch.as_tensor(state["gmm_logvars"], dtype=torch.float32))
         if self.hparams.pi_init == "gmm":
             weights = torch.as_tensor(state["gmm_weights"], dtype=torch.float64)
-            weights = weights.clamp_min(1e-6) / weights.clamp_min(1e-6).sum()
-            if isinstance(self.prior, HypergeometricPrior) and self.prior.fixed_population:
-                self.prior.set_population(dataset_population(
-                    weights, self.hparams.dataset_size, self.hparams.batch_size))
-            self.prior.match_marginal(weights)
+            self.prior.start_at(weights.clamp_min(1e-6) / weights.clamp_min(1e-6).sum())
 
     # ------------------------------------------------------------------ model pieces
     def temperature(self, step: int | None = None) -> float:

@@ -10,7 +10,9 @@ All priors see assignments as one-hot (or relaxed one-hot) rows ``c`` [B, K] and
 * ``log_weights()``: the per-sample marginal ``log p(c_i = k)`` [K], the prior weight in the
   VaDE posterior ``gamma_ik ∝ p(c_i = k) N(z_i; mu_k, sigma_k^2)``;
 * ``cluster_weights()``: that marginal as probabilities [K] (what Figure 3 of the paper shows);
-* ``match_marginal(p)``: set the parameters so that the per-sample marginal is ``p`` [K].
+* ``match_marginal(p)``: set the parameters so that the per-sample marginal is ``p`` [K];
+  ``start_at(p)``: the initialisation from estimated proportions (the data set's urn also takes
+  its ball counts from them).
 
 Priors (``PRIORS``):
 
@@ -119,6 +121,10 @@ class ClusterPrior(nn.Module):
         """Set the parameters so that ``cluster_weights()`` is ``proportions`` [K]."""
         raise NotImplementedError
 
+    def start_at(self, proportions: torch.Tensor) -> None:
+        """Initialise from estimated cluster proportions [K] (e.g. a GMM's weights)."""
+        self.match_marginal(proportions)
+
 
 class _LearnableWeights(ClusterPrior):
     """A prior with learnable cluster logits, ``[K]``."""
@@ -176,11 +182,13 @@ class HypergeometricPrior(_LearnableWeights):
     name = "hypergeometric"
 
     def __init__(self, num_clusters: int, batch_size: int = 128,
-                 logits: torch.Tensor | None = None, population: torch.Tensor | None = None):
+                 logits: torch.Tensor | None = None, population: torch.Tensor | None = None,
+                 dataset_size: int | None = None):
         super().__init__(num_clusters, logits)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
+        self.dataset_size = dataset_size
         self.fixed_population = population is not None
         init = torch.zeros(num_clusters, dtype=torch.long) if population is None else population
         self.register_buffer("population", torch.as_tensor(init, dtype=torch.long).clone())
@@ -265,6 +273,14 @@ class HypergeometricPrior(_LearnableWeights):
         with torch.no_grad():
             self.logits.copy_((logits - logits.mean()).to(self.logits))
 
+    def start_at(self, proportions: torch.Tensor) -> None:
+        """The data set's urn (``dataset_size`` given) first takes ``max(round(N p_k), B)``
+        balls of colour ``k``; then the weights match the marginal."""
+        if self.dataset_size is not None:
+            self.set_population(dataset_population(_check_proportions(
+                proportions, self.num_clusters), self.dataset_size, self.batch_size))
+        self.match_marginal(proportions)
+
 
 def make_prior(name: str, num_clusters: int, batch_size: int = 128,
                dataset_size: int | None = None) -> ClusterPrior:
@@ -283,7 +299,8 @@ def make_prior(name: str, num_clusters: int, batch_size: int = 128,
                              f"got {dataset_size}")
         balls = max(dataset_size // max(num_clusters, 1), batch_size)
         return HypergeometricPrior(num_clusters, batch_size,
-                                   population=torch.full((num_clusters,), balls))
+                                   population=torch.full((num_clusters,), balls),
+                                   dataset_size=dataset_size)
     raise ValueError(f"unknown prior {name!r}; choose one of {PRIORS}")
 
 
