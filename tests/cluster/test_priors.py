@@ -218,6 +218,11 @@ def test_dataset_urn():
                                                                                abs=1e-4)
     with pytest.raises(ValueError, match="population"):
         prior.set_population(torch.tensor([63, 22, 7]))
+    # the urn is the state: a fresh prior loading this one's state draws from the same urn
+    fresh = HypergeometricPrior(3, batch_size=8)
+    assert fresh.urn(8).tolist() == [8, 8, 8]
+    fresh.load_state_dict(prior.state_dict())
+    assert fresh.urn(8).tolist() == [63, 22, 8]
     with pytest.raises(ValueError, match="dataset_size"):
         make_prior("hypergeometric-dataset", 3)
     with pytest.raises(ValueError, match="proportions"):

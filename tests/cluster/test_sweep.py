@@ -9,8 +9,7 @@ import math
 import pytest
 
 from diffhypergeom.cli import main
-from diffhypergeom.cluster.module import PI_INITS, PRIOR_ESTIMATORS
-from diffhypergeom.cluster.priors import PRIORS
+from diffhypergeom.cluster.priors import PI_INITS, PRIOR_ESTIMATORS, PRIORS
 from diffhypergeom.cluster.sweep import TrainConfig, paired_tests, run_sweep
 from diffhypergeom.commands import cluster as command
 

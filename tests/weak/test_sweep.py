@@ -133,3 +133,21 @@ def test_parallel_workers_give_the_same_results_as_sequential(tmp_path):
         assert a["acc_independent"] == pytest.approx(b["acc_independent"])
     with pytest.raises(ValueError, match="workers"):
         run_sweep(tmp_path / "bad", base, ["label"], [1], [0], workers=0)
+
+
+def test_cli_choices_match_the_library():
+    """The CLI spells its choices out (it imports no torch for --help); they must stay the
+    library's names."""
+    from diffhypergeom.weak.methods import AGGREGATIONS, OMEGA_INPUTS, SELECTOR_GRADIENTS
+    from diffhypergeom.weak.networks import KERNELS
+    from diffhypergeom.weak.pairs import PAIRS
+
+    parser = argparse.ArgumentParser()
+    weak_command.configure(parser)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    choices = {a.dest: tuple(a.choices) for a in sub.choices["train"]._actions if a.choices}
+    assert choices["aggregation"] == AGGREGATIONS
+    assert choices["omega_input"] == OMEGA_INPUTS
+    assert choices["selector_gradient"] == SELECTOR_GRADIENTS
+    assert choices["kernels"] == KERNELS
+    assert choices["pairs"] == PAIRS

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from diffhypergeom.annealing import exponential_temperature
 from diffhypergeom.cluster.networks import Decoder, Encoder
-from diffhypergeom.cluster.priors import PI_INITS, PRIOR_ESTIMATORS, make_prior
+from diffhypergeom.cluster.priors import check_prior_options, make_prior
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -51,14 +51,7 @@ class VaDE(L.LightningModule):
                  prior_estimator: str = "exact", pi_init: str = "gmm",
                  dataset_size: int | None = None):
         super().__init__()
-        if prior_estimator not in PRIOR_ESTIMATORS:
-            raise ValueError(f"prior_estimator must be one of {PRIOR_ESTIMATORS}, "
-                             f"got {prior_estimator!r}")
-        if pi_init not in PI_INITS:
-            raise ValueError(f"pi_init must be one of {PI_INITS}, got {pi_init!r}")
-        if hard and prior_estimator != "gumbel":
-            raise ValueError("hard=True (straight-through assignments) needs "
-                             "prior_estimator='gumbel'")
+        check_prior_options(prior_estimator, pi_init, hard)
         if tau_init <= 0 or tau_final <= 0:
             raise ValueError(f"temperatures must be > 0, got tau_init={tau_init}, "
                              f"tau_final={tau_final}")

@@ -56,6 +56,19 @@ PRIOR_ESTIMATORS = ("exact", "gumbel")
 PI_INITS = ("uniform", "gmm")
 
 
+def check_prior_options(prior_estimator: str, pi_init: str, hard: bool) -> None:
+    """``ValueError`` unless ``prior_estimator`` is in ``PRIOR_ESTIMATORS``, ``pi_init`` in
+    ``PI_INITS``, and ``hard`` comes with the Gumbel estimator."""
+    if prior_estimator not in PRIOR_ESTIMATORS:
+        raise ValueError(f"prior_estimator must be one of {PRIOR_ESTIMATORS}, "
+                         f"got {prior_estimator!r}")
+    if pi_init not in PI_INITS:
+        raise ValueError(f"pi_init must be one of {PI_INITS}, got {pi_init!r}")
+    if hard and prior_estimator != "gumbel":
+        raise ValueError("hard (straight-through assignments) needs prior_estimator "
+                         "'gumbel' (--prior-estimator gumbel)")
+
+
 def _check_assignments(c: torch.Tensor, num_clusters: int) -> None:
     if c.dim() != 2 or c.shape[-1] != num_clusters:
         raise ValueError(f"assignments must have shape [B, {num_clusters}] (one-hot rows), "
@@ -177,7 +190,7 @@ class UniformPrior(ClusterPrior):
 class HypergeometricPrior(_LearnableWeights):
     """Exchangeable prior whose cluster sizes in a batch of ``batch_size`` follow the MFNCH
     with learnable weights ``exp(logits)`` [K]; the urn holds ``population`` [K] balls
-    (default: ``B`` per colour for a batch of ``B``, the paper's urn)."""
+    (default: ``B`` per colour for a batch of ``B``, the paper's urn, stored as zeros)."""
 
     name = "hypergeometric"
 
@@ -189,10 +202,9 @@ class HypergeometricPrior(_LearnableWeights):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.dataset_size = dataset_size
-        self.fixed_population = population is not None
         init = torch.zeros(num_clusters, dtype=torch.long) if population is None else population
         self.register_buffer("population", torch.as_tensor(init, dtype=torch.long).clone())
-        if self.fixed_population:
+        if population is not None:
             self._check_population(self.population)
 
     def _check_population(self, population: torch.Tensor) -> None:
@@ -203,7 +215,7 @@ class HypergeometricPrior(_LearnableWeights):
 
     def urn(self, batch_size: int) -> torch.Tensor:
         """Ball counts [K] of the urn a batch of ``batch_size`` is drawn from."""
-        if self.fixed_population:
+        if self.population.any():
             return self.population
         return torch.full((self.num_clusters,), batch_size, dtype=torch.long,
                           device=self.logits.device)
@@ -245,7 +257,6 @@ class HypergeometricPrior(_LearnableWeights):
         """Fix the urn's ball counts [K] (each at least ``batch_size``)."""
         population = torch.as_tensor(population, dtype=torch.long).to(self.population.device)
         self._check_population(population)
-        self.fixed_population = True
         self.population.copy_(population)
 
     def match_marginal(self, proportions: torch.Tensor, tol: float = 1e-6,

@@ -24,7 +24,7 @@ import numpy as np
 
 from diffhypergeom.cluster.datasets import VERSIONS, ClusterData, load_splits, make_version
 from diffhypergeom.cluster.metrics import clustering_scores, matched_weights, rank_correlation
-from diffhypergeom.cluster.priors import PI_INITS, PRIOR_ESTIMATORS, PRIORS
+from diffhypergeom.cluster.priors import PRIORS, check_prior_options
 from diffhypergeom.runs import markdown_table, read_json, write_json_atomic, write_text_atomic
 
 METRICS = ("acc", "nmi", "ari")
@@ -61,14 +61,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.pretrain_epochs < 0:
             raise ValueError(f"pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
-        if self.prior_estimator not in PRIOR_ESTIMATORS:
-            raise ValueError(f"prior_estimator must be one of {PRIOR_ESTIMATORS}, "
-                             f"got {self.prior_estimator!r}")
-        if self.pi_init not in PI_INITS:
-            raise ValueError(f"pi_init must be one of {PI_INITS}, got {self.pi_init!r}")
-        if self.hard and self.prior_estimator != "gumbel":
-            raise ValueError("hard (straight-through assignments) needs prior_estimator "
-                             "'gumbel' (--prior-estimator gumbel)")
+        check_prior_options(self.prior_estimator, self.pi_init, self.hard)
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden sizes must be >= 1, got {self.hidden}")
 
