@@ -31,8 +31,10 @@ from diffhypergeom.checks import (
     check_weights,
 )
 from diffhypergeom.engines import ENGINES, Urn, build
+from diffhypergeom.engines.base import readable
 from diffhypergeom.sampling import RelaxedDraw, rsample_sequential, sample_sequential
 from diffhypergeom.special import NEG_INF
+from diffhypergeom.tree import Level, build_tree, sample_tree, tree_work
 
 METHODS = ("exact", "merge")
 # permuted copies of a distribution (one per class order) that ``rsample(permute=True)`` keeps
@@ -41,6 +43,8 @@ ORDER_CACHE = 24
 GRADIENTS = ("mean", "gumbel", "gumbel-rao")
 # Largest dense marginal (counts x urns) that ``marginal`` builds.
 MAX_DENSE = 1 << 26
+# Largest tree (elements its convolutions touch, ``tree.tree_work``) that ``sample`` builds.
+TREE_WORK = float(1 << 28)
 
 
 class _UrnSupport(constraints.Constraint):
@@ -141,8 +145,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
         self.population = population.expand(batch_shape + (num_classes,))
         self.draws = draws.expand(batch_shape)
         self.logits = logits.expand(batch_shape + (num_classes,))
+        check_total(self.population)  # always: beyond it the engines' int64 counts overflow
         if checking:
-            check_total(self.population)
             self._check_feasible()
         self.temperature = temperature
         self.hard = hard
@@ -261,7 +265,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             return None
         weights, slope, below = found
         with torch.no_grad():
-            shift = below._urn().moments()[0].reshape(mean.shape) - mean.detach()
+            shift = below._urn().mean().reshape(mean.shape) - mean.detach()
             step = shift.unsqueeze(-2) + torch.eye(self.num_classes, dtype=torch.float64,
                                                    device=mean.device)
         return ((weights * slope).unsqueeze(-1) * step).sum(-2)
@@ -351,7 +355,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
     @property
     def mean(self) -> torch.Tensor:
         """``[..., c]``: exact ``E[x]`` (the gradient of the log-partition function)."""
-        mean = self._unflatten(self._urn().moments()[0], torch.Size(), (self.num_classes,))
+        mean = self._unflatten(self._urn().mean(), torch.Size(), (self.num_classes,))
         term = self._zero_weight_mean_term(mean)
         return (mean if term is None else mean + term).to(self.logits.dtype)
 
@@ -371,7 +375,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             theta = self.logits.to(torch.float64).reshape(flat, self.num_classes)
             if not differentiable:
                 theta = theta.detach().requires_grad_()
-            means = self._build_urn(theta).moments()[0]
+            means = self._build_urn(theta).mean()
             rows = [torch.autograd.grad(means[:, i].sum(), theta, retain_graph=True,
                                         create_graph=differentiable)[0]
                     for i in range(self.num_classes)]
@@ -402,6 +406,22 @@ class MultivariateFisherNCHypergeometric(Distribution):
             cache[key] = (permuted, torch.argsort(order))
         return cache[key]
 
+    def _tree(self, urn: Urn) -> list[Level] | None:
+        """The log-depth sampler's tree (``diffhypergeom.tree``), built once, for the exact
+        law; ``None`` where the sequential sampler is used instead: ``method="merge"``, under
+        ``torch.func`` transforms, or where the tree's convolutions would cost more than
+        ``TREE_WORK`` (few classes of very many balls, which the sequential FFT rows handle
+        in ``O(sigma)`` per row)."""
+        if self.method != "exact" or not readable(urn.theta):
+            return None
+        cached = self.__dict__.get("_tree_levels")
+        if cached is None:
+            population, draws = urn.population, urn.draws
+            cached = (build_tree(population, draws, urn.theta.detach())
+                      if tree_work(population, draws) <= TREE_WORK else [])
+            self._tree_levels = cached
+        return cached or None
+
     @torch.compiler.disable
     def sample(self, sample_shape: Sequence[int] = torch.Size(), permute: bool = False
                ) -> torch.Tensor:
@@ -411,9 +431,13 @@ class MultivariateFisherNCHypergeometric(Distribution):
         sample_shape = torch.Size(sample_shape)
         dist, inverse = self._permuted(permute)
         urn = dist._urn()
-        counts = sample_sequential(dist._conditional_fn(urn), urn.engine.draws,
-                                   self.num_classes, sample_shape.numel())
-        counts = urn._to_user(counts)
+        levels = dist._tree(urn)
+        if levels is not None:
+            counts = sample_tree(levels, urn.draws, self.num_classes, sample_shape.numel())
+        else:
+            counts = sample_sequential(dist._conditional_fn(urn), urn.engine.draws,
+                                       self.num_classes, sample_shape.numel())
+            counts = urn._to_user(counts)
         if inverse is not None:
             counts = counts[..., inverse]
         return self._unflatten(counts, sample_shape, (self.num_classes,))

@@ -28,7 +28,7 @@ def kl_mfnch_mfnch(p: MultivariateFisherNCHypergeometric, q: MultivariateFisherN
                          "draws (only the weights may differ)")
     p_urn, q_urn = p._urn(), q._urn()
     difference = q.logits.to(torch.float64) - p.logits.to(torch.float64)
-    mean = p_urn.moments()[0].reshape(difference.shape)
+    mean = p_urn.mean().reshape(difference.shape)
     # classes p never draws contribute nothing, whatever q's weight
     inner = times_logit(mean, torch.where(mean == 0, 0.0, difference)).sum(-1)
     kl = (q_urn.log_normalizer.reshape(p.batch_shape)

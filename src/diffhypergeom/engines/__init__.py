@@ -42,6 +42,10 @@ TINY_WORK = 1 << 20
 # LOGSPACE_MAGNITUDE their rounding (eps times that) exceeds 1e-10, and "auto" takes the FFT
 # engine, which works with tilted probabilities instead. Above MAX_MAGNITUDE float64 overflows.
 LOGSPACE_MAGNITUDE = 1e6
+# Log-space urns whose work (as above) exceeds this take the mean (the gradient of A, and its
+# Hessian-vector products in rsample's backward) from the FFT engine's log-normaliser, whose
+# cost is O(c F) for the few dozen frequencies F that the whole draw needs.
+GRADIENT_WORK = float(1 << 22)
 MAX_MAGNITUDE = 1e290
 
 
@@ -137,7 +141,13 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
         raise ValueError(
             f"engine={name!r} would need about {needed / 2**30:,.1f} GiB for this urn "
             f"(the device has {limit / 2**30:,.1f} GiB); use engine={other!r} or 'auto'")
-    return Urn(population, draws, theta, _CLASSES[name], complement, zero_weights)
+    gradient = _CLASSES[name]
+    if name == "logspace" and _readable(theta):
+        n_col = n.unsqueeze(-1)
+        work = ((n + 1) * (torch.minimum(m, n_col) + 1).sum(-1)).sum()
+        if float(work) > GRADIENT_WORK:
+            gradient = FFTEngine
+    return Urn(population, draws, theta, _CLASSES[name], complement, zero_weights, gradient)
 
 
 __all__ = ["ENGINES", "Engine", "FFTEngine", "LogspaceEngine", "Urn", "Window", "build",

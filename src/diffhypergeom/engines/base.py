@@ -181,7 +181,11 @@ class Urn:
     """
 
     def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
-                 engine: type[Engine], complement: bool = True, zero_weights: bool = True):
+                 engine: type[Engine], complement: bool = True, zero_weights: bool = True,
+                 gradient_engine: type[Engine] | None = None):
+        self._settings = (complement, zero_weights)
+        self.gradient_engine = engine if gradient_engine is None else gradient_engine
+        self._mean: torch.Tensor | None = None
         m, flipped_draws, flip = canonical_counts(population, draws, theta, complement,
                                                   zero_weights)
         has = m > 0
@@ -251,8 +255,34 @@ class Urn:
                                window.log_prob)
         return Window(offset, log_prob)
 
+    def mean(self) -> torch.Tensor:
+        """``[B, c]``: ``E[x] = grad A(theta)`` by autograd through the log-normaliser of
+        ``gradient_engine``. While gradients are recorded it keeps its graph, so that a backward
+        pass through it is a Hessian-vector product of ``A`` (``g^T Cov(X)``), about the cost
+        of ``A``, with nothing ``c x c``; that one is computed anew on each call, so that each
+        backward pass has its own graph. Under ``torch.func`` transforms, from the
+        marginals."""
+        recording = self.connected and torch.is_grad_enabled()
+        if self._mean is not None and not recording:
+            return self._mean
+        if not readable(self.theta):
+            return self.moments()[0]
+        with torch.enable_grad():
+            theta = self.theta if recording else self.theta.detach().requires_grad_()
+            # a fresh computation: a cached A's graph may have been freed by a backward pass
+            urn = Urn(self.population, self.draws, theta, self.gradient_engine,
+                      *self._settings)
+            (mean,) = torch.autograd.grad(urn.log_normalizer.sum(), theta,
+                                          create_graph=recording, allow_unused=True)
+        if mean is None:  # no urn depends on its logits (no class can be drawn)
+            mean = torch.zeros_like(self.theta)
+        if recording:  # not kept: a backward pass would free the graph it holds
+            return mean
+        self._mean = mean.detach()
+        return self._mean
+
     def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[B, c]`` mean and variance."""
+        """``[B, c]`` mean and variance, from the marginals."""
         mean, variance = self.engine.moments()
         return self._to_user(mean), variance
 

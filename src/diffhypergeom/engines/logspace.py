@@ -117,7 +117,32 @@ class LogspaceEngine(Engine):
 
     @property
     def log_normalizer(self) -> torch.Tensor:
-        return self.suffix[:, 0].gather(-1, self.draws.unsqueeze(-1)).squeeze(-1)
+        """``s_1[n]``: from the suffix tables when they exist (the sequential sampler builds
+        them), else from a balanced product tree over the classes, ``ceil(log2 c)`` batched
+        products (differentiable twice, for the mean's Hessian-vector products)."""
+        def compute():
+            recording = self.connected and torch.is_grad_enabled()
+            suffix = self._cache.get("suffix")
+            table = suffix[:, 0] if suffix is not None and (
+                suffix.requires_grad or not recording) else self._product()
+            return table.gather(-1, self.draws.unsqueeze(-1)).squeeze(-1)
+        return self._cached("log_normalizer", compute)
+
+    def _product(self) -> torch.Tensor:
+        """``[B, n_max + 1]``: log-coefficients of ``prod_i G_i``, multiplied pairwise."""
+        width = max(self._widths, default=1)
+        k = self.degrees[:width]
+        tables = (log_binomial_row(self.population.unsqueeze(-1), width)
+                  + times_logit(k, self.theta.unsqueeze(-1)))
+        size = 1 << max(self.num_classes - 1, 0).bit_length()
+        unit = torch.full((width,), NEG_INF, dtype=torch.float64, device=self.device)
+        unit[0] = 0.0
+        tables = torch.cat([tables, unit.expand(self.batch, size - self.num_classes, width)], 1)
+        while tables.shape[1] > 1:
+            wider = min(2 * width - 1, self.n_max + 1)
+            left = F.pad(tables[:, 0::2], (0, wider - width), value=NEG_INF)
+            tables, width = log_poly_mul(left, tables[:, 1::2]), wider
+        return F.pad(tables[:, 0], (0, self.n_max + 1 - width), value=NEG_INF)
 
     def log_prob(self, y: torch.Tensor) -> torch.Tensor:
         m = self.population.to(torch.float64)

@@ -1,0 +1,216 @@
+"""The log-depth exact sampler: a balanced binary tree over the classes (``docs/design.md``,
+section 6).
+
+Split the classes into a balanced binary tree; for a node with class set ``A`` let
+``G_A(t) = prod_{i in A} (1 + w_i t)^m_i``. A node that holds ``r`` of the drawn balls gives
+``j`` of them to its left child with probability
+
+    P(left = j | r) = G_left[j] G_right[r - j] / G_node[r],
+
+and both children recurse. Drawing the split of every node of a level at once, from the root
+(``r = n``) down, gives exact MFNCH draws in ``ceil(log2 c)`` batched steps, where the
+sequential sampler takes ``c - 1``.
+
+The coefficients are kept as the log-pmfs of exponentially tilted counts (``engines.fft``):
+with the saddle point ``tau`` (``sum_i m_i sigmoid(theta_i + tau) = n``) the coefficient ``j``
+of ``G_A`` is, up to a factor that cancels in every split, ``P(S_A = j)`` for ``S_A`` a sum of
+independent binomials ``Bin(m_i, sigmoid(theta_i + tau))``. A node keeps that pmf on the counts
+it can take in a draw (``max(0, n - (N - m_A)) .. min(m_A, n)``) within the Bernstein half-width
+of the FFT engine around its mean; the mass left out is below ``e^-lam`` relative to the draw's
+own probability (``lam = 40 + log(2 + sigma)``). Small urns keep every count (exact to
+rounding). A parent's pmf is its children's log-space convolution.
+
+Cost: building the tree is ``sum_nodes W_left W_right`` (``W`` a node's window: ``O(sigma_A)``);
+a draw costs ``O(W)`` per node that holds a ball, so at most ``min(nodes, n)`` per level.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from diffhypergeom.engines.fft import LAMBDA, solve_saddle, tail_halfwidth
+from diffhypergeom.engines.logspace import log_poly_mul
+from diffhypergeom.special import NEG_INF, log_binomial_pmf, log_binomial_row
+
+# Largest intermediate (elements) of one level's convolutions; larger levels run in chunks.
+CHUNK_ELEMENTS = 1 << 24
+# Windows up to this wide are convolved in log space, wider ones by a grouped conv1d.
+NARROW = 16
+# Leaves of classes up to this size that keep all their counts take the plain binomial row.
+SMALL_CLASS = 64
+
+
+class Level(NamedTuple):
+    """One level of the tree (nodes ``v``; leaves are level 0).
+
+    Attributes:
+        lo: ``[B, V]`` int64, the smallest count each node keeps.
+        table: ``[B, V, W]`` float64, ``log P(S_v = lo + j)`` (``-inf`` past the node's
+            window).
+    """
+
+    lo: torch.Tensor
+    table: torch.Tensor
+
+
+def _window(mean: torch.Tensor, variance: torch.Tensor, lam: torch.Tensor, low: torch.Tensor,
+            high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Counts within the Bernstein half-width of ``mean``, clipped to ``[low, high]``."""
+    half = tail_halfwidth(variance.clamp_min(0).sqrt(), lam)
+    lo = torch.maximum(torch.floor(mean - half), low.to(mean.dtype))
+    hi = torch.minimum(torch.ceil(mean + half), high.to(mean.dtype))
+    lo = torch.minimum(lo, hi)
+    return lo.to(torch.int64), hi.to(torch.int64)
+
+
+def _gather_window(full: torch.Tensor, start: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+                   ) -> torch.Tensor:
+    """``[B, V, W]``: entries ``lo - start + j`` of ``full [B, V, L]`` for ``lo + j <= hi``."""
+    width = int((hi - lo).max()) + 1 if lo.numel() else 1
+    index = (lo - start).unsqueeze(-1) + torch.arange(width, device=lo.device)
+    inside = (lo.unsqueeze(-1) + torch.arange(width, device=lo.device)) <= hi.unsqueeze(-1)
+    values = full.gather(-1, index.clamp(0, full.shape[-1] - 1))
+    return torch.where(inside, values, torch.full_like(values, NEG_INF))
+
+
+def _convolve(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``[B, V, Wl + Wr - 1]``: the log-space convolution of ``left [B, V, Wl]`` and
+    ``right [B, V, Wr]``. Narrow windows: ``logsumexp`` over the products; wide ones: each
+    factor scaled by its maximum, then a grouped ``conv1d`` of the (positive) coefficients, which
+    keeps their relative precision; entries below ``1e-308`` of a node's largest product, far
+    outside every window, would read as ``-inf``. Nodes run in chunks that keep each
+    intermediate below ``CHUNK_ELEMENTS``."""
+    width = right.shape[-1]
+    if width <= NARROW:
+        padded = F.pad(left, (0, width - 1), value=NEG_INF)
+        per_node = left.shape[0] * padded.shape[-1] * width
+        step = max(1, CHUNK_ELEMENTS // max(per_node, 1))
+        return torch.cat([log_poly_mul(padded[:, v : v + step], right[:, v : v + step])
+                          for v in range(0, left.shape[1], step)], dim=1)
+    batch, nodes = left.shape[:2]
+    top_left = left.amax(-1, keepdim=True)
+    top_right = right.amax(-1, keepdim=True)
+    scaled_left = F.pad((left - top_left).exp(), (width - 1, width - 1)).reshape(
+        1, batch * nodes, -1)
+    scaled_right = (right - top_right).exp().flip(-1).reshape(batch * nodes, 1, width)
+    out = F.conv1d(scaled_left, scaled_right, groups=batch * nodes).reshape(batch, nodes, -1)
+    return out.log() + top_left + top_right
+
+
+@torch.no_grad()
+def build_tree(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor
+               ) -> list[Level]:
+    """The tree's levels, leaves first, for a flat batch: ``population [B, c]`` int64,
+    ``draws [B]`` int64, ``theta [B, c]`` float64 (``-inf`` for a weight of zero)."""
+    batch, classes = population.shape
+    m = torch.where(theta > NEG_INF, population, torch.zeros_like(population))
+    size = 1 << max(classes - 1, 0).bit_length()
+    m = F.pad(m, (0, size - classes))
+    theta = F.pad(torch.where(m[:, :classes] > 0, theta, torch.zeros_like(theta)),
+                  (0, size - classes))
+    md, n = m.to(torch.float64), draws.to(torch.float64)
+    tau = solve_saddle(md, n, theta)
+    z = theta + tau.unsqueeze(-1)
+    log_p, log_q = F.logsigmoid(z), F.logsigmoid(-z)
+    p = log_p.exp()
+    mean, variance = md * p, md * p * (1 - p)
+    lam = (LAMBDA + torch.log(2 + variance.sum(-1).sqrt())).unsqueeze(-1)
+    total = m.sum(-1, keepdim=True)
+    n_col = draws.unsqueeze(-1)
+
+    def bounds(count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The counts a node with ``count`` balls can take in a draw of ``n``."""
+        return (n_col - (total - count)).clamp_min(0), torch.minimum(count, n_col)
+
+    low, high = bounds(m)
+    lo, hi = _window(mean, variance, lam, low, high)
+    width = int((hi - lo).max()) + 1 if lo.numel() else 1
+    k = lo.unsqueeze(-1) + torch.arange(width, device=lo.device)
+    if int(m.max()) <= SMALL_CLASS and not bool(lo.any()):
+        # whole rows of small classes: the running-sum binomial row, exact and cheap
+        kd = k.to(torch.float64)
+        table = (log_binomial_row(m.unsqueeze(-1), width) + kd * log_p.unsqueeze(-1)
+                 + (md.unsqueeze(-1) - kd) * log_q.unsqueeze(-1))
+    else:
+        table = log_binomial_pmf(k.to(torch.float64), md.unsqueeze(-1), log_p.unsqueeze(-1),
+                                 log_q.unsqueeze(-1))
+    table = torch.where(k <= hi.unsqueeze(-1), table, torch.full_like(table, NEG_INF))
+    levels = [Level(lo, table)]
+    while table.shape[1] > 1:
+        full = _convolve(table[:, 0::2], table[:, 1::2])
+        start = lo[:, 0::2] + lo[:, 1::2]
+        m = m[:, 0::2] + m[:, 1::2]
+        mean = mean[:, 0::2] + mean[:, 1::2]
+        variance = variance[:, 0::2] + variance[:, 1::2]
+        low, high = bounds(m)
+        low = torch.maximum(low, start)
+        high = torch.minimum(high, hi[:, 0::2] + hi[:, 1::2])
+        lo, hi = _window(mean, variance, lam, low, high)
+        table = _gather_window(full, start, lo, hi)
+        levels.append(Level(lo, table))
+    return levels
+
+
+def _neg_gumbel(shape: torch.Size, device: torch.device) -> torch.Tensor:
+    u = torch.rand(shape, dtype=torch.float64, device=device).clamp_min(2.0**-1074)
+    return u.log().neg().log()
+
+
+@torch.no_grad()
+def sample_tree(levels: list[Level], draws: torch.Tensor, num_classes: int, num_samples: int
+                ) -> torch.Tensor:
+    """``[num_samples, B, num_classes]`` int64 exact draws, splitting the drawn balls from the
+    root down one level at a time (Gumbel-max over each split's window). Only nodes that hold
+    a ball do any work."""
+    root = levels[-1]
+    batch = draws.shape[0]
+    at_root = draws - root.lo[:, 0]
+    if bool(((at_root < 0) | (at_root >= root.table.shape[-1])).any()) or not bool(
+            torch.isfinite(root.table[:, 0].gather(-1, at_root.clamp(
+                0, root.table.shape[-1] - 1).unsqueeze(-1))).all()):
+        raise RuntimeError("the tree's root does not hold the number of draws; please report "
+                           "this urn")
+    counts = draws.view(1, batch, 1).expand(num_samples, batch, 1)
+    for level in reversed(levels[:-1]):
+        left_table, right_table = level.table[:, 0::2], level.table[:, 1::2]
+        left_lo, right_lo = level.lo[:, 0::2], level.lo[:, 1::2]
+        s, b, v = (counts > 0).nonzero(as_tuple=True)
+        r = counts[s, b, v]
+        width = left_table.shape[-1]
+        left = left_lo[b, v].unsqueeze(-1) + torch.arange(width, device=draws.device)
+        index = r.unsqueeze(-1) - left - right_lo[b, v].unsqueeze(-1)
+        inside = (index >= 0) & (index < right_table.shape[-1])
+        right_terms = right_table[b, v].gather(-1, index.clamp(0, right_table.shape[-1] - 1))
+        scores = left_table[b, v] + torch.where(inside, right_terms,
+                                                torch.full_like(right_terms, NEG_INF))
+        scores = torch.where(torch.isfinite(scores), scores - _neg_gumbel(scores.shape,
+                                                                         draws.device),
+                             torch.full_like(scores, NEG_INF))
+        chosen = left.gather(-1, scores.argmax(-1, keepdim=True)).squeeze(-1)
+        split = torch.zeros(counts.shape, dtype=torch.int64, device=draws.device)
+        split[s, b, v] = chosen
+        counts = torch.stack([split, counts - split], dim=-1).flatten(-2)
+    return counts[..., :num_classes]
+
+
+def tree_work(population: torch.Tensor, draws: torch.Tensor) -> float:
+    """An estimate (weights taken equal, tilted windows) of the elements ``build_tree``'s
+    convolutions touch: ``sum`` over parents of ``(W_left + W_right) * W_right``."""
+    batch, classes = population.shape
+    if batch * classes == 0:
+        return 0.0
+    size = 1 << max(classes - 1, 0).bit_length()
+    m = F.pad(population.to(torch.float64), (0, size - classes))
+    share = (draws.to(torch.float64) / m.sum(-1).clamp_min(1)).unsqueeze(-1)
+    lam = LAMBDA + torch.log(2 + (m.sum(-1, keepdim=True) * share * (1 - share)).sqrt())
+    work = 0.0
+    while m.shape[-1] > 1:
+        width = torch.minimum(2 * tail_halfwidth((m * share * (1 - share)).sqrt(), lam) + 1,
+                              m + 1)
+        width = width.amax(0)
+        work += float((2 * width[0::2] * width[1::2]).sum()) * batch
+        m = m[:, 0::2] + m[:, 1::2]
+    return work
