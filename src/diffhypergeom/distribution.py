@@ -222,10 +222,47 @@ class MultivariateFisherNCHypergeometric(Distribution):
         return self._urn_cache
 
     def _build_urn(self, theta: torch.Tensor) -> Urn:
-        flat, c = self.batch_shape.numel(), self.num_classes
-        return build(self.engine, self.population.reshape(flat, c), self.draws.reshape(flat),
-                     theta.reshape(flat, c), complement=self.method == "exact",
+        """The urns of ``theta [*batch, c]`` (float64), one per distinct urn: dimensions along
+        which the batch repeats one urn (``expand``, Pyro plates) are computed once."""
+        c = self.num_classes
+        flat = self._base_shape().numel()
+        return build(self.engine, self._narrow(self.population).reshape(flat, c),
+                     self._narrow(self.draws).reshape(flat),
+                     self._narrow(theta).reshape(flat, c), complement=self.method == "exact",
                      zero_weights=self._zero_weights)
+
+    def _shared_dims(self) -> list[int]:
+        """Batch dimensions of size > 1 along which every parameter is one tensor repeated
+        (stride 0, as ``expand`` leaves it)."""
+        tensors = [self.population, self.draws, self.logits]
+        if self._weights is not None:
+            tensors.append(self._weights)
+        return [d for d, size in enumerate(self.batch_shape)
+                if size > 1 and all(t.stride(d) == 0 for t in tensors)]
+
+    def _base_shape(self) -> torch.Size:
+        shared = self._shared_dims()
+        return torch.Size(1 if d in shared else size for d, size in enumerate(self.batch_shape))
+
+    def _narrow(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor [*batch, ...]`` at index 0 of each shared dimension."""
+        for d in self._shared_dims():
+            tensor = tensor.narrow(d, 0, 1)
+        return tensor
+
+    def _repeats(self) -> int:
+        """How many batch entries each distinct urn stands for."""
+        return self.batch_shape.numel() // max(self._base_shape().numel(), 1)
+
+    def _unshared(self) -> MultivariateFisherNCHypergeometric:
+        """This distribution with every batch entry's parameters its own (for the samplers that
+        work on the whole batch)."""
+        if not self._shared_dims():
+            return self
+        new = self._copy_with(self.population.contiguous(), self.draws.contiguous(),
+                              self.logits.contiguous())
+        new._weights = None if self._weights is None else self._weights.contiguous()
+        return new
 
     @property
     def engine_name(self) -> str:
@@ -236,13 +273,42 @@ class MultivariateFisherNCHypergeometric(Distribution):
         engine = urn.engine
         return engine.conditional if self.method == "exact" else engine.merged_conditional
 
-    def _unflatten(self, tensor: torch.Tensor, sample_shape: torch.Size, tail=()) -> torch.Tensor:
-        return tensor.reshape(sample_shape + self.batch_shape + tuple(tail))
+    def _unflatten(self, tensor: torch.Tensor, tail=()) -> torch.Tensor:
+        """One value per distinct urn, ``[B, *tail]``, to ``[*batch, *tail]`` (repeated urns
+        as expanded views)."""
+        tail = tuple(tail)
+        return tensor.reshape(self._base_shape() + tail).expand(self.batch_shape + tail)
+
+    def _draw_layout(self) -> tuple[list[int], list[int]]:
+        """The batch dimensions that repeat one urn, and the others."""
+        shared = self._shared_dims()
+        return shared, [d for d in range(len(self.batch_shape)) if d not in shared]
+
+    def _unflatten_draws(self, tensor: torch.Tensor, sample_shape: torch.Size, tail=()
+                         ) -> torch.Tensor:
+        """Draws ``[S * repeats, B, *tail]`` of the distinct urns to ``[*sample_shape, *batch,
+        *tail]``: each repeated urn's extra draws fill its repeats."""
+        tail, batch = tuple(tail), self.batch_shape
+        shared, rest = self._draw_layout()
+        if not shared:
+            return tensor.reshape(sample_shape + batch + tail)
+        order = shared + rest
+        x = tensor.reshape(sample_shape.numel(), *(batch[d] for d in order), *tail)
+        perm = [0] + [1 + order.index(d) for d in range(len(batch))] \
+            + list(range(1 + len(batch), x.dim()))
+        return x.permute(perm).reshape(sample_shape + batch + tail)
+
+    def _flatten_draws(self, x: torch.Tensor, sample_shape: torch.Size) -> torch.Tensor:
+        """The inverse of ``_unflatten_draws`` for ``x [*sample_shape, *batch, c]``."""
+        shared, rest = self._draw_layout()
+        x = x.reshape(sample_shape.numel(), *self.batch_shape, x.shape[-1])
+        x = x.permute([0] + [1 + d for d in shared + rest] + [x.dim() - 1])
+        return x.reshape(-1, self._base_shape().numel(), x.shape[-1])
 
     # ------------------------------------------------------------------ densities
     def log_normalizer(self) -> torch.Tensor:
         """``[...]``: ``A(theta) = log P0``, the log-partition function (differentiable)."""
-        value = self._urn().log_normalizer.reshape(self.batch_shape)
+        value = self._unflatten(self._urn().log_normalizer)
         term = self._zero_weight_term()
         return (value if term is None else value + term).to(self.logits.dtype)
 
@@ -265,7 +331,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             return None
         weights, slope, below = found
         with torch.no_grad():
-            shift = below._urn().mean().reshape(mean.shape) - mean.detach()
+            shift = self._unflatten(below._urn().mean(), (self.num_classes,)) - mean.detach()
             step = shift.unsqueeze(-2) + torch.eye(self.num_classes, dtype=torch.float64,
                                                    device=mean.device)
         return ((weights * slope).unsqueeze(-1) * step).sum(-2)
@@ -281,8 +347,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         with torch.no_grad():
             fewer = (self.draws - 1).clamp_min(0)
             below = self._copy_with(self.population, fewer, self.logits.detach())
-            gap = (below._urn().log_normalizer - self._urn().log_normalizer
-                   ).reshape(self.batch_shape)
+            gap = self._unflatten(below._urn().log_normalizer - self._urn().log_normalizer)
             slope = self.population.to(torch.float64) * gap.exp().unsqueeze(-1)
             slope = torch.where((weights == 0) & (self.draws > 0).unsqueeze(-1), slope, 0.0)
         return weights.to(torch.float64), slope, below
@@ -312,7 +377,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         urn = self._urn()
         x = value.to(torch.float64).expand(shape)
         sample_shape = shape[: len(shape) - len(self.batch_shape) - 1]
-        x = x.reshape(-1, self.batch_shape.numel(), self.num_classes)
+        x = self._flatten_draws(x, sample_shape)
         m = urn.effective_population
         in_range = (x >= 0) & (x <= m)
         x_safe = torch.where(in_range, x, torch.zeros_like(x))
@@ -320,7 +385,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         inside = in_range.all(-1) & ((x.sum(-1) - urn.draws).abs() <= tolerance)
         out = urn.log_prob(x_safe)
         out = torch.where(inside, out, torch.full_like(out, NEG_INF))
-        out = out.reshape(sample_shape + self.batch_shape)
+        out = self._unflatten_draws(out, sample_shape)
         term = self._zero_weight_term()
         return (out if term is None else out - term).to(self.logits.dtype)
 
@@ -337,8 +402,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
                              f"log_marginal({i}), which keeps only the counts that can occur")
         window = self._urn().log_marginals()[i]
         return torch.distributions.Categorical(
-            logits=self._unflatten(window.dense(size).to(self.logits.dtype), torch.Size(),
-                                   (size,)),
+            logits=self._unflatten(window.dense(size).to(self.logits.dtype), (size,)),
             validate_args=False)
 
     def log_marginal(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -349,20 +413,20 @@ class MultivariateFisherNCHypergeometric(Distribution):
             raise ValueError(f"class index i must be in [0, {self.num_classes}), got {i}")
         window = self._urn().log_marginals()[i % self.num_classes]
         width = window.log_prob.shape[-1]
-        return (self._unflatten(window.offset, torch.Size()),
-                self._unflatten(window.log_prob.to(self.logits.dtype), torch.Size(), (width,)))
+        return (self._unflatten(window.offset),
+                self._unflatten(window.log_prob.to(self.logits.dtype), (width,)))
 
     @property
     def mean(self) -> torch.Tensor:
         """``[..., c]``: exact ``E[x]`` (the gradient of the log-partition function)."""
-        mean = self._unflatten(self._urn().mean(), torch.Size(), (self.num_classes,))
+        mean = self._unflatten(self._urn().mean(), (self.num_classes,))
         term = self._zero_weight_mean_term(mean)
         return (mean if term is None else mean + term).to(self.logits.dtype)
 
     @property
     def variance(self) -> torch.Tensor:
         """``[..., c]``: exact ``Var[x_i]``."""
-        return self._unflatten(self._urn().moments()[1], torch.Size(), (self.num_classes,)
+        return self._unflatten(self._urn().moments()[1], (self.num_classes,)
                                ).to(self.logits.dtype)
 
     @property
@@ -371,21 +435,22 @@ class MultivariateFisherNCHypergeometric(Distribution):
         ``d E[x_i] / d theta_j`` (by autograd; differentiable when ``logits`` require grad)."""
         differentiable = self.logits.requires_grad and torch.is_grad_enabled()
         with torch.enable_grad():
-            flat = self.batch_shape.numel()
-            theta = self.logits.to(torch.float64).reshape(flat, self.num_classes)
+            theta = self.logits.to(torch.float64)
             if not differentiable:
                 theta = theta.detach().requires_grad_()
-            means = self._build_urn(theta).mean()
+            urn = self._build_urn(theta)
+            theta = urn.theta
+            means = urn.mean()
             rows = [torch.autograd.grad(means[:, i].sum(), theta, retain_graph=True,
                                         create_graph=differentiable)[0]
                     for i in range(self.num_classes)]
         cov = torch.stack(rows, dim=-2)
-        return self._unflatten(cov, torch.Size(), (self.num_classes, self.num_classes)
+        return self._unflatten(cov, (self.num_classes, self.num_classes)
                                ).to(self.logits.dtype)
 
     def entropy(self) -> torch.Tensor:
         """``[...]``: exact ``-E[log p(x)]``."""
-        return self._urn().entropy().reshape(self.batch_shape).to(self.logits.dtype)
+        return self._unflatten(self._urn().entropy()).to(self.logits.dtype)
 
     # ------------------------------------------------------------------ sampling
     def _permuted(self, permute: bool) -> tuple[MultivariateFisherNCHypergeometric,
@@ -432,15 +497,16 @@ class MultivariateFisherNCHypergeometric(Distribution):
         dist, inverse = self._permuted(permute)
         urn = dist._urn()
         levels = dist._tree(urn)
+        num = sample_shape.numel() * dist._repeats()
         if levels is not None:
-            counts = sample_tree(levels, urn.draws, self.num_classes, sample_shape.numel())
+            counts = sample_tree(levels, urn.draws, self.num_classes, num)
         else:
             counts = sample_sequential(dist._conditional_fn(urn), urn.engine.draws,
-                                       self.num_classes, sample_shape.numel())
+                                       self.num_classes, num)
             counts = urn._to_user(counts)
         if inverse is not None:
             counts = counts[..., inverse]
-        return self._unflatten(counts, sample_shape, (self.num_classes,))
+        return dist._unflatten_draws(counts, sample_shape, (self.num_classes,))
 
     def rsample(self, sample_shape: Sequence[int] = torch.Size(),
                 temperature: float | torch.Tensor | None = None, hard: bool | None = None,
@@ -507,7 +573,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         temperature = self._per_draw(temperature, sample_shape)
         if gradient == "mean":
             return self._mean_straight_through(sample_shape, width)
-        dist, inverse = self._permuted(permute)
+        dist, inverse = self._unshared()._permuted(permute)
         urn = dist._urn()
         counts, vectors, log_prob = rsample_sequential(
             dist._conditional_fn(urn), urn.engine.draws, self.num_classes,
@@ -520,12 +586,12 @@ class MultivariateFisherNCHypergeometric(Distribution):
         if inverse is not None:
             counts = counts[..., inverse]
             vectors = vectors[..., inverse, :] if vectors is not None else None
-        counts = self._unflatten(counts, sample_shape, (self.num_classes,))
+        counts = dist._unflatten_draws(counts, sample_shape, (self.num_classes,))
         if vectors is None:
             return RelaxedDraw(counts, None, None)
-        return RelaxedDraw(counts, self._unflatten(vectors, sample_shape,
-                                                   (self.num_classes, width)),
-                           self._unflatten(log_prob, sample_shape))
+        return RelaxedDraw(counts, dist._unflatten_draws(vectors, sample_shape,
+                                                         (self.num_classes, width)),
+                           dist._unflatten_draws(log_prob, sample_shape))
 
     def _check_gradient(self, gradient: str | None, hard: bool, couple_rows: bool) -> str:
         """``gradient`` resolved: ``"mean"`` by default for exact hard draws, else
@@ -559,7 +625,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             return RelaxedDraw(counts, None, None)
         urn = self._urn()
         probs = torch.stack([w.dense(width).exp() for w in urn.log_marginals()], dim=-2)
-        probs = self._unflatten(probs.to(dtype), torch.Size(), (self.num_classes, width))
+        probs = self._unflatten(probs.to(dtype), (self.num_classes, width))
         one_hot = F.one_hot(hard, width).to(dtype) + (probs - probs.detach())
         return RelaxedDraw(counts, one_hot, self.log_prob(hard))
 

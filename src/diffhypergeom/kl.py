@@ -28,9 +28,8 @@ def kl_mfnch_mfnch(p: MultivariateFisherNCHypergeometric, q: MultivariateFisherN
                          "draws (only the weights may differ)")
     p_urn, q_urn = p._urn(), q._urn()
     difference = q.logits.to(torch.float64) - p.logits.to(torch.float64)
-    mean = p_urn.mean().reshape(difference.shape)
+    mean = p._unflatten(p_urn.mean(), (p.num_classes,))
     # classes p never draws contribute nothing, whatever q's weight
     inner = times_logit(mean, torch.where(mean == 0, 0.0, difference)).sum(-1)
-    kl = (q_urn.log_normalizer.reshape(p.batch_shape)
-          - p_urn.log_normalizer.reshape(p.batch_shape) - inner)
+    kl = q._unflatten(q_urn.log_normalizer) - p._unflatten(p_urn.log_normalizer) - inner
     return kl.to(torch.promote_types(p.logits.dtype, q.logits.dtype))
