@@ -154,46 +154,60 @@ def build_tree(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tenso
     return levels
 
 
-def _neg_gumbel(shape: torch.Size, device: torch.device) -> torch.Tensor:
-    u = torch.rand(shape, dtype=torch.float64, device=device).clamp_min(2.0**-1074)
-    return u.log().neg().log()
-
-
 @torch.no_grad()
 def sample_tree(levels: list[Level], draws: torch.Tensor, num_classes: int, num_samples: int
                 ) -> torch.Tensor:
     """``[num_samples, B, num_classes]`` int64 exact draws, splitting the drawn balls from the
-    root down one level at a time (Gumbel-max over each split's window). Only nodes that hold
-    a ball do any work."""
+    root down one level at a time. Only nodes that hold a ball do any work; each distinct
+    ``(node, r)`` row is computed once and shared by the samples in it (inverse-CDF sampling,
+    one ``searchsorted`` per level)."""
     root = levels[-1]
     batch = draws.shape[0]
     at_root = draws - root.lo[:, 0]
-    if bool(((at_root < 0) | (at_root >= root.table.shape[-1])).any()) or not bool(
-            torch.isfinite(root.table[:, 0].gather(-1, at_root.clamp(
-                0, root.table.shape[-1] - 1).unsqueeze(-1))).all()):
+    width = root.table.shape[-1]
+    held = root.table[:, 0].gather(-1, at_root.clamp(0, width - 1).unsqueeze(-1))
+    if bool(((at_root < 0) | (at_root >= width)).any()) or not bool(torch.isfinite(held).all()):
         raise RuntimeError("the tree's root does not hold the number of draws; please report "
                            "this urn")
     counts = draws.view(1, batch, 1).expand(num_samples, batch, 1)
+    rows_per_node = int(draws.max()) + 1 if batch else 1
     for level in reversed(levels[:-1]):
-        left_table, right_table = level.table[:, 0::2], level.table[:, 1::2]
-        left_lo, right_lo = level.lo[:, 0::2], level.lo[:, 1::2]
         s, b, v = (counts > 0).nonzero(as_tuple=True)
         r = counts[s, b, v]
-        width = left_table.shape[-1]
-        left = left_lo[b, v].unsqueeze(-1) + torch.arange(width, device=draws.device)
-        index = r.unsqueeze(-1) - left - right_lo[b, v].unsqueeze(-1)
-        inside = (index >= 0) & (index < right_table.shape[-1])
-        right_terms = right_table[b, v].gather(-1, index.clamp(0, right_table.shape[-1] - 1))
-        scores = left_table[b, v] + torch.where(inside, right_terms,
-                                                torch.full_like(right_terms, NEG_INF))
-        scores = torch.where(torch.isfinite(scores), scores - _neg_gumbel(scores.shape,
-                                                                         draws.device),
-                             torch.full_like(scores, NEG_INF))
-        chosen = left.gather(-1, scores.argmax(-1, keepdim=True)).squeeze(-1)
+        nodes = counts.shape[-1]
+        keys, position = torch.unique((b * nodes + v) * rows_per_node + r, return_inverse=True)
+        cdf, left = _split_rows(level, keys, nodes, rows_per_node)
+        row_id = torch.arange(keys.numel(), device=draws.device, dtype=torch.float64)
+        flat = (cdf + row_id.unsqueeze(-1)).reshape(-1)
+        target = position.to(torch.float64) + torch.rand(position.shape, dtype=torch.float64,
+                                                         device=draws.device)
+        found = torch.searchsorted(flat, target, right=True) - position * cdf.shape[-1]
+        # u -> 1 can round past the row's end: its last count of positive probability
+        last = torch.where(cdf < 1, torch.arange(cdf.shape[-1], device=draws.device) + 1,
+                           0).amax(-1).clamp_max(cdf.shape[-1] - 1)
+        j = torch.minimum(found.clamp(0, cdf.shape[-1] - 1), last[position])
         split = torch.zeros(counts.shape, dtype=torch.int64, device=draws.device)
-        split[s, b, v] = chosen
+        split[s, b, v] = left[position, j]
         counts = torch.stack([split, counts - split], dim=-1).flatten(-2)
     return counts[..., :num_classes]
+
+
+def _split_rows(level: Level, keys: torch.Tensor, nodes: int, rows_per_node: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For rows ``keys = (b * nodes + v) * rows_per_node + r`` (parent ``v`` holding ``r``
+    balls): the CDF of the left child's count over its window, ``[U, W]``, and those counts."""
+    parent, r = keys // rows_per_node, keys % rows_per_node
+    b, v = parent // nodes, parent % nodes
+    left_table, right_table = level.table[:, 0::2], level.table[:, 1::2]
+    width, right_width = left_table.shape[-1], right_table.shape[-1]
+    left = level.lo[:, 0::2][b, v].unsqueeze(-1) + torch.arange(width, device=keys.device)
+    index = r.unsqueeze(-1) - left - level.lo[:, 1::2][b, v].unsqueeze(-1)
+    inside = (index >= 0) & (index < right_width)
+    right_terms = right_table[b, v].gather(-1, index.clamp(0, right_width - 1))
+    scores = left_table[b, v] + torch.where(inside, right_terms,
+                                            torch.full_like(right_terms, NEG_INF))
+    cdf = torch.softmax(scores, dim=-1).cumsum(-1)
+    return cdf / cdf[:, -1:], left
 
 
 def tree_work(population: torch.Tensor, draws: torch.Tensor) -> float:

@@ -42,7 +42,7 @@ TINY_WORK = 1 << 20
 # LOGSPACE_MAGNITUDE their rounding (eps times that) exceeds 1e-10, and "auto" takes the FFT
 # engine, which works with tilted probabilities instead. Above MAX_MAGNITUDE float64 overflows.
 LOGSPACE_MAGNITUDE = 1e6
-# Log-space urns whose work (as above) exceeds this take the mean (the gradient of A, and its
+# With "auto", log-space urns whose work (as above) exceeds this take the mean (the gradient of A, and its
 # Hessian-vector products in rsample's backward) from the FFT engine's log-normaliser, whose
 # cost is O(c F) for the few dozen frequencies F that the whole draw needs.
 GRADIENT_WORK = float(1 << 22)
@@ -142,7 +142,7 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
             f"engine={name!r} would need about {needed / 2**30:,.1f} GiB for this urn "
             f"(the device has {limit / 2**30:,.1f} GiB); use engine={other!r} or 'auto'")
     gradient = _CLASSES[name]
-    if name == "logspace" and _readable(theta):
+    if engine == "auto" and name == "logspace" and _readable(theta):
         n_col = n.unsqueeze(-1)
         work = ((n + 1) * (torch.minimum(m, n_col) + 1).sum(-1)).sum()
         if float(work) > GRADIENT_WORK:
