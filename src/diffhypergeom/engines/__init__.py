@@ -42,9 +42,9 @@ TINY_WORK = 1 << 20
 # LOGSPACE_MAGNITUDE their rounding (eps times that) exceeds 1e-10, and "auto" takes the FFT
 # engine, which works with tilted probabilities instead. Above MAX_MAGNITUDE float64 overflows.
 LOGSPACE_MAGNITUDE = 1e6
-# With "auto", log-space urns whose work (as above) exceeds this take the mean (the gradient of A, and its
-# Hessian-vector products in rsample's backward) from the FFT engine's log-normaliser, whose
-# cost is O(c F) for the few dozen frequencies F that the whole draw needs.
+# With "auto", log-space urns whose work (as above) exceeds this take the mean (the gradient of
+# A, and its Hessian-vector products in rsample's backward) from the FFT engine's
+# log-normaliser, whose cost is O(c F) for the few dozen frequencies F that the draw needs.
 GRADIENT_WORK = float(1 << 22)
 MAX_MAGNITUDE = 1e290
 
