@@ -1,4 +1,4 @@
-"""The log-depth sampler (``diffhypergeom.tree``) against exact probabilities, with a power
+"""The log-depth sampler (``diffhypergeom.engines.tree``) against exact probabilities, with a power
 check: the same tests reject a tree whose splits are deliberately wrong (each node's two
 children swapped), so they cannot pass by accident."""
 
@@ -14,7 +14,7 @@ from enumeration import moments
 from goodness_of_fit import any_rejected, chisquare_pvalue
 
 from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
-from diffhypergeom.tree import Level, build_tree, sample_tree
+from diffhypergeom.engines.tree import Level, build_tree, sample_tree
 
 ALPHA = 0.01
 
@@ -118,3 +118,35 @@ def test_sample_uses_the_tree_and_returns_exact_counts_in_batches():
     assert x.shape == (5, 2, 2, 3)
     assert (x.sum(-1) == torch.tensor([7, 2])).all()
     assert ((x >= 0) & (x <= d.population)).all()
+
+
+@pytest.mark.parametrize("population,draws,logits", [
+    ([[200, 200, 200]], [180], [[0.0, 2.3, 0.0]]),
+    ([[1] * 40], [7], None),
+    ([[3, 0, 5, 2, 7, 1], [4, 4, 4, 4, 4, 4]], [9, 24], [[0.5, 1.0, -30.0, 2.0, 0.0, 30.0],
+                                                         [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]]),
+    ([[5, 6, 7]], [0], [[0.0, 1.0, 2.0]]),
+    ([[5, 6, 7]], [18], [[0.0, 1.0, 2.0]]),
+])
+def test_tree_log_normalizer_its_gradient_and_hessian_match_the_log_space_tables(
+        population, draws, logits):
+    from diffhypergeom.engines import build, tree
+
+    population, draws = torch.tensor(population), torch.tensor(draws)
+    if logits is None:
+        logits = torch.randn(population.shape, generator=torch.Generator().manual_seed(1),
+                             dtype=torch.float64)
+    logits = torch.as_tensor(logits, dtype=torch.float64)
+    direction = torch.linspace(-1, 1, logits.numel(), dtype=torch.float64).view_as(logits)
+
+    def derivatives(normalizer):
+        theta = logits.clone().requires_grad_()
+        value = normalizer(theta)
+        (grad,) = torch.autograd.grad(value.sum(), theta, create_graph=True)
+        (hvp,) = torch.autograd.grad((grad * direction).sum(), theta)
+        return value, grad, hvp
+
+    got = derivatives(lambda t: tree.log_normalizer(population, draws, t))
+    want = derivatives(lambda t: build("logspace", population, draws, t).log_normalizer)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-11, atol=1e-11)

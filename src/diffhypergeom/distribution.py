@@ -32,9 +32,9 @@ from diffhypergeom.checks import (
 )
 from diffhypergeom.engines import ENGINES, Urn, build
 from diffhypergeom.engines.base import readable
+from diffhypergeom.engines.tree import Level, build_tree, sample_tree, tree_work
 from diffhypergeom.sampling import RelaxedDraw, rsample_sequential, sample_sequential
 from diffhypergeom.special import NEG_INF
-from diffhypergeom.tree import Level, build_tree, sample_tree, tree_work
 
 METHODS = ("exact", "merge")
 # permuted copies of a distribution (one per class order) that ``rsample(permute=True)`` keeps
@@ -472,7 +472,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
         return cache[key]
 
     def _tree(self, urn: Urn) -> list[Level] | None:
-        """The log-depth sampler's tree (``diffhypergeom.tree``), built once, for the exact
+        """The log-depth sampler's tree (``diffhypergeom.engines.tree``), built once, for the exact
         law; ``None`` where the sequential sampler is used instead: ``method="merge"``, under
         ``torch.func`` transforms, or where the tree's convolutions would cost more than
         ``TREE_WORK`` (few classes of very many balls, which the sequential FFT rows handle
@@ -482,8 +482,9 @@ class MultivariateFisherNCHypergeometric(Distribution):
         cached = self.__dict__.get("_tree_levels")
         if cached is None:
             population, draws = urn.population, urn.draws
-            cached = (build_tree(population, draws, urn.theta.detach())
-                      if tree_work(population, draws) <= TREE_WORK else [])
+            with torch.no_grad():
+                cached = (build_tree(population, draws, urn.theta)
+                          if tree_work(population, draws) <= TREE_WORK else [])
             self._tree_levels = cached
         return cached or None
 

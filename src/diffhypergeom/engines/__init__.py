@@ -24,7 +24,8 @@ import torch
 
 from diffhypergeom.engines import fft as _fft
 from diffhypergeom.engines import logspace as _logspace
-from diffhypergeom.engines.base import Engine, Urn, Window, canonical_counts
+from diffhypergeom.engines import tree as _tree
+from diffhypergeom.engines.base import Engine, Normalizer, Urn, Window, canonical_counts
 from diffhypergeom.engines.base import readable as _readable
 from diffhypergeom.engines.fft import FFTEngine
 from diffhypergeom.engines.logspace import LogspaceEngine
@@ -46,6 +47,9 @@ LOGSPACE_MAGNITUDE = 1e6
 # A, and its Hessian-vector products in rsample's backward) from the FFT engine's
 # log-normaliser, whose cost is O(c F) for the few dozen frequencies F that the draw needs.
 GRADIENT_WORK = float(1 << 22)
+# Relative cost per class and frequency of the FFT log-normaliser's gradients against the
+# tree's per element (calibrated with benchmarks/bench_subsets.py).
+FFT_GRADIENT_COST = 8.0
 MAX_MAGNITUDE = 1e290
 
 
@@ -141,13 +145,28 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
         raise ValueError(
             f"engine={name!r} would need about {needed / 2**30:,.1f} GiB for this urn "
             f"(the device has {limit / 2**30:,.1f} GiB); use engine={other!r} or 'auto'")
-    gradient = _CLASSES[name]
-    if engine == "auto" and name == "logspace" and _readable(theta):
-        n_col = n.unsqueeze(-1)
-        work = ((n + 1) * (torch.minimum(m, n_col) + 1).sum(-1)).sum()
-        if float(work) > GRADIENT_WORK:
-            gradient = FFTEngine
-    return Urn(population, draws, theta, _CLASSES[name], complement, zero_weights, gradient)
+    normalizer = None
+    if engine == "auto" and _readable(theta):
+        normalizer = _mean_normalizer(name, m, n, complement, zero_weights)
+    return Urn(population, draws, theta, _CLASSES[name], complement, zero_weights, normalizer)
+
+
+def _mean_normalizer(name: str, m: torch.Tensor, n: torch.Tensor, complement: bool,
+                     zero_weights: bool) -> Normalizer | None:
+    """What ``"auto"`` differentiates for the mean (and, twice, for ``rsample``'s backward):
+    the chosen engine's log-normaliser where it is cheap (small log-space urns; the FFT
+    engine's ``O(c F)``), else the tree's (``tree.log_normalizer``), else the FFT engine's."""
+    if name == "logspace":
+        work = ((n + 1) * (torch.minimum(m, n.unsqueeze(-1)) + 1).sum(-1)).sum()
+        if float(work) <= GRADIENT_WORK:
+            return None
+    fft_work = FFT_GRADIENT_COST * m.shape[-1] * float(
+        _fft.widest_window(m.sum(-1, keepdim=True), n, _fft.LAMBDA).max()) * m.shape[0]
+    if _tree.tree_work(m, n) <= fft_work:
+        return _tree.log_normalizer
+    if name == "fft":
+        return None
+    return lambda p, d, t: Urn(p, d, t, FFTEngine, complement, zero_weights).log_normalizer
 
 
 __all__ = ["ENGINES", "Engine", "FFTEngine", "LogspaceEngine", "Urn", "Window", "build",

@@ -15,7 +15,7 @@ from:
 
 A ``Window`` holds log-probabilities over ``k = offset + j``, ``j < width``: the log-space engine
 returns whole rows (``offset = 0``), the FFT engine only the terms that can matter. ``Urn`` maps
-a user's urn to the canonical one and the results back (``DESIGN.md`` section 4):
+a user's urn to the canonical one and the results back (``docs/design.md`` section 4):
 
 - a class of weight zero is never drawn: its population counts as 0;
 - complement: ``x -> m - x`` maps ``MFNCH(m, n, w)`` to ``MFNCH(m, N - n, 1/w)``, so ``n > N/2``
@@ -26,12 +26,16 @@ a user's urn to the canonical one and the results back (``DESIGN.md`` section 4)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
 from diffhypergeom.special import NEG_INF, times_logit
+
+# (population [B, c], draws [B], theta [B, c]) -> A [B]: the user's urns' log-normalisers
+Normalizer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 # Above this many elements, an intermediate is recomputed in the backward pass instead of
 # stored (torch.utils.checkpoint).
@@ -178,13 +182,15 @@ class Urn:
         engine: the engine class to use.
         complement: compute ``n > N/2`` as ``N - n`` with weights ``1/w``.
         zero_weights: whether ``theta`` may hold ``-inf`` (weights of zero).
+        normalizer: what ``mean`` differentiates (default: ``engine``'s log-normaliser).
     """
 
     def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
                  engine: type[Engine], complement: bool = True, zero_weights: bool = True,
-                 gradient_engine: type[Engine] | None = None):
+                 normalizer: Normalizer | None = None):
         self._settings = (complement, zero_weights)
-        self.gradient_engine = engine if gradient_engine is None else gradient_engine
+        self.normalizer = normalizer if normalizer is not None else (
+            lambda p, d, t: Urn(p, d, t, engine, complement, zero_weights).log_normalizer)
         self._mean: torch.Tensor | None = None
         m, flipped_draws, flip = canonical_counts(population, draws, theta, complement,
                                                   zero_weights)
@@ -256,12 +262,11 @@ class Urn:
         return Window(offset, log_prob)
 
     def mean(self) -> torch.Tensor:
-        """``[B, c]``: ``E[x] = grad A(theta)`` by autograd through the log-normaliser of
-        ``gradient_engine``. While gradients are recorded it keeps its graph, so that a backward
-        pass through it is a Hessian-vector product of ``A`` (``g^T Cov(X)``), about the cost
-        of ``A``, with nothing ``c x c``; that one is computed anew on each call, so that each
-        backward pass has its own graph. Under ``torch.func`` transforms, from the
-        marginals."""
+        """``[B, c]``: ``E[x] = grad A(theta)``, by autograd through ``normalizer`` (by default
+        this urn's engine), computed afresh. While gradients are recorded the result keeps its
+        graph (so each backward pass has its own), and a backward pass through it is a
+        Hessian-vector product of ``A`` (``g^T Cov(X)``): about the cost of ``A``, nothing
+        ``c x c``. Under ``torch.func`` transforms, from the marginals."""
         recording = self.connected and torch.is_grad_enabled()
         if self._mean is not None and not recording:
             return self._mean
@@ -270,9 +275,8 @@ class Urn:
         with torch.enable_grad():
             theta = self.theta if recording else self.theta.detach().requires_grad_()
             # a fresh computation: a cached A's graph may have been freed by a backward pass
-            urn = Urn(self.population, self.draws, theta, self.gradient_engine,
-                      *self._settings)
-            (mean,) = torch.autograd.grad(urn.log_normalizer.sum(), theta,
+            value = self.normalizer(self.population, self.draws, theta)
+            (mean,) = torch.autograd.grad(value.sum(), theta,
                                           create_graph=recording, allow_unused=True)
         if mean is None:  # no urn depends on its logits (no class can be drawn)
             mean = torch.zeros_like(self.theta)

@@ -1,4 +1,4 @@
-"""The log-space engine: exact generating-function tables (``DESIGN.md`` section 1).
+"""The log-space engine: exact generating-function tables (``docs/design.md`` section 1).
 
 For class ``i``, ``G_i(t) = sum_k C(m_i, k) exp(k theta_i) t^k = (1 + w_i t)^m_i``. Polynomials
 are stored as log-coefficients truncated to degree ``n_max`` (the largest draw in the batch):
@@ -81,8 +81,9 @@ class LogspaceEngine(Engine):
     def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor):
         super().__init__(population, draws, theta)
         self.degrees = torch.arange(self.n_max + 1, device=self.device, dtype=torch.float64)
-        largest = population.max(0).values.tolist() if self.batch else [0] * self.num_classes
-        self._widths = [min(int(m), self.n_max) + 1 for m in largest]
+        largest = population.max(0).values if self.batch else torch.zeros(
+            self.num_classes, dtype=torch.int64)
+        self._widths = (largest.clamp_max(self.n_max) + 1).tolist()
 
     def width(self, i: int) -> int:
         """``K_i``: number of values class ``i`` can take in any urn of the batch."""

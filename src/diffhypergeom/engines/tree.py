@@ -38,7 +38,7 @@ from diffhypergeom.special import NEG_INF, log_binomial_pmf, log_binomial_row
 # Largest intermediate (elements) of one level's convolutions; larger levels run in chunks.
 CHUNK_ELEMENTS = 1 << 24
 # Windows up to this wide are convolved in log space, wider ones by a grouped conv1d.
-NARROW = 16
+NARROW = 32
 # Leaves of classes up to this size that keep all their counts take the plain binomial row.
 SMALL_CLASS = 64
 
@@ -91,20 +91,40 @@ def _convolve(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         return torch.cat([log_poly_mul(padded[:, v : v + step], right[:, v : v + step])
                           for v in range(0, left.shape[1], step)], dim=1)
     batch, nodes = left.shape[:2]
-    top_left = left.amax(-1, keepdim=True)
-    top_right = right.amax(-1, keepdim=True)
+    top_left = left.detach().amax(-1, keepdim=True)
+    top_right = right.detach().amax(-1, keepdim=True)
     scaled_left = F.pad((left - top_left).exp(), (width - 1, width - 1)).reshape(
         1, batch * nodes, -1)
     scaled_right = (right - top_right).exp().flip(-1).reshape(batch * nodes, 1, width)
     out = F.conv1d(scaled_left, scaled_right, groups=batch * nodes).reshape(batch, nodes, -1)
-    return out.log() + top_left + top_right
+    positive = out > 0
+    logged = torch.where(positive, out, torch.ones_like(out)).log() + top_left + top_right
+    return torch.where(positive, logged, torch.full_like(logged, NEG_INF))
 
 
-@torch.no_grad()
 def build_tree(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor
                ) -> list[Level]:
     """The tree's levels, leaves first, for a flat batch: ``population [B, c]`` int64,
-    ``draws [B]`` int64, ``theta [B, c]`` float64 (``-inf`` for a weight of zero)."""
+    ``draws [B]`` int64, ``theta [B, c]`` float64 (``-inf`` for a weight of zero). The tables
+    are differentiable in ``theta`` when it requires grad (the saddle point and the windows are
+    not: the law does not depend on them)."""
+    levels, _ = _build(population, draws, theta)
+    return levels
+
+
+def log_normalizer(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor
+                   ) -> torch.Tensor:
+    """``[B]``: ``A = log P0`` from the tree's root, ``-n tau + sum_i m_i softplus(theta_i +
+    tau) + log P(S = n)``, differentiable (twice) in ``theta``."""
+    levels, tilt = _build(population, draws, theta)
+    root = levels[-1]
+    at_root = (draws - root.lo[:, 0]).clamp(0, root.table.shape[-1] - 1)
+    return tilt + root.table[:, 0].gather(-1, at_root.unsqueeze(-1)).squeeze(-1)
+
+
+def _build(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor
+           ) -> tuple[list[Level], torch.Tensor]:
+    """The levels and ``-n tau + sum_i m_i softplus(theta_i + tau)``."""
     batch, classes = population.shape
     m = torch.where(theta > NEG_INF, population, torch.zeros_like(population))
     size = 1 << max(classes - 1, 0).bit_length()
@@ -112,10 +132,11 @@ def build_tree(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tenso
     theta = F.pad(torch.where(m[:, :classes] > 0, theta, torch.zeros_like(theta)),
                   (0, size - classes))
     md, n = m.to(torch.float64), draws.to(torch.float64)
-    tau = solve_saddle(md, n, theta)
+    tau = solve_saddle(md, n, theta.detach())
     z = theta + tau.unsqueeze(-1)
     log_p, log_q = F.logsigmoid(z), F.logsigmoid(-z)
-    p = log_p.exp()
+    tilt = -n * tau - (md * log_q).sum(-1)
+    p = log_p.detach().exp()
     mean, variance = md * p, md * p * (1 - p)
     lam = (LAMBDA + torch.log(2 + variance.sum(-1).sqrt())).unsqueeze(-1)
     total = m.sum(-1, keepdim=True)
@@ -151,7 +172,7 @@ def build_tree(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tenso
         lo, hi = _window(mean, variance, lam, low, high)
         table = _gather_window(full, start, lo, hi)
         levels.append(Level(lo, table))
-    return levels
+    return levels, tilt
 
 
 @torch.no_grad()
