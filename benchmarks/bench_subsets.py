@@ -51,11 +51,14 @@ def _step_fn(method: str, n: int, k: int, peers: str | None):
     logits = torch.randn(n, requires_grad=True)
     cost = torch.randn(n)
     if method.startswith("diffhypergeom"):
-        from diffhypergeom.subsets import k_subset
+        # what diffhypergeom.subsets.k_subset builds, spelled out so that --baseline-src can
+        # run it on source trees from before that helper
+        from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
         engine = method.partition("/")[2] or "auto"
+        ones = torch.ones(n, dtype=torch.int64)
 
         def step():
-            x = k_subset(logits, k, engine=engine).rsample((SAMPLES,))
+            x = MFNCH(ones, k, logits=logits, engine=engine).rsample((SAMPLES,))
             (x * cost).sum().backward()
         return step
     if method == "torch.topk":
@@ -152,6 +155,7 @@ def main() -> None:
     parser.add_argument("--baseline-src", help="a source tree (its src/ folder) to time "
                         "alternately with this one, e.g. the previous commit's")
     parser.add_argument("--huge", action="store_true", help="add N = 10^6, k = 10^4")
+    parser.add_argument("--max-n", type=int, help="only the subset cases with N up to this")
     parser.add_argument("--urns", action="store_true", help="add the c = 10^4 urn cases")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
     parser.add_argument("--limit", type=float, default=300.0,
@@ -169,7 +173,8 @@ def main() -> None:
         parser.error(f"--peers {args.peers} has no samplers/sfess/sfess.py")
     methods = ["diffhypergeom", "diffhypergeom/logspace", "diffhypergeom/fft", "torch.topk"] \
         + (["SIMPLE", "SFESS"] if args.peers else [])
-    cases = SUBSET_CASES + ([HUGE_CASE] if args.huge else [])
+    cases = [(n, k) for n, k in SUBSET_CASES + ([HUGE_CASE] if args.huge else [])
+             if args.max_n is None or n <= args.max_n]
     base = {"repeats": args.repeats, "threads": args.threads, "peers": args.peers}
     results: dict[str, dict] = {}
     print(f"torch {torch.__version__}, {args.threads} threads, S = {SAMPLES} draws per step")

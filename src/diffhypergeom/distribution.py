@@ -44,7 +44,7 @@ GRADIENTS = ("mean", "gumbel", "gumbel-rao")
 # Largest dense marginal (counts x urns) that ``marginal`` builds.
 MAX_DENSE = 1 << 26
 # Largest tree (elements its convolutions touch, ``tree.tree_work``) that ``sample`` builds.
-TREE_WORK = float(1 << 28)
+TREE_WORK = float(1 << 30)
 
 
 class _UrnSupport(constraints.Constraint):

@@ -140,6 +140,11 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
     m, n, _ = canonical_counts(population, draws, theta, complement, zero_weights)
     module = _logspace if name == "logspace" else _fft
     needed, limit = module.estimated_bytes(m, n), memory_limit(theta.device)
+    if needed > limit and engine == "auto":
+        other = "fft" if name == "logspace" else "logspace"
+        other_module = _fft if other == "fft" else _logspace
+        if other_module.estimated_bytes(m, n) <= limit:
+            name, needed = other, other_module.estimated_bytes(m, n)
     if needed > limit:
         other = "fft" if name == "logspace" else "logspace"
         raise ValueError(

@@ -423,9 +423,20 @@ def _merge_rows(window: Window, which: torch.Tensor, replacement: Window) -> Win
 
 
 def estimated_bytes(population: torch.Tensor, draws: torch.Tensor) -> int:
-    """Rough peak memory of this engine (the frequency tables and the class windows)."""
+    """Rough peak memory of this engine with gradients (weights taken equal): per class, its
+    window of counts and about five complex tables over the frequencies of the band that the
+    whole draw needs, twice over for the backward pass."""
     batch, classes = population.shape
     if batch * classes == 0:
         return 0
     width = float((widest_window(population, draws, 50.0) + 1).max())
-    return int(16 * 8 * batch * classes * (width + 256))
+    m = population.to(torch.float64)
+    total = m.sum(-1).clamp_min(1)
+    share = draws.to(torch.float64) / total
+    sigma = (total * share * (1 - share)).sqrt()
+    lam = _budget(sigma)
+    grid = torch.minimum(2 * torch.ceil(tail_halfwidth(sigma, lam)) + 1, total + 2)
+    band = torch.minimum(torch.ceil(math.sqrt(LAMBDA / 2) * grid / (2 * sigma.clamp_min(1e-3))),
+                         (grid - 1) / 2)
+    frequencies = float((2 * band + 1).max())
+    return int(2 * 16 * batch * classes * (width + 5 * frequencies))
