@@ -111,13 +111,24 @@ def test_thousand_classes_match_their_exact_marginals():
 
 
 def test_sample_uses_the_tree_and_returns_exact_counts_in_batches():
-    d = MFNCH(torch.tensor([[4, 5, 6], [1, 1, 1]]), torch.tensor([7, 2]),
-              logits=torch.randn(2, 3, dtype=torch.float64))
+    d = MFNCH(torch.tensor([[4, 5, 6, 0, 2, 3, 1, 7, 2], [1] * 9]), torch.tensor([17, 2]),
+              logits=torch.randn(2, 9, dtype=torch.float64))
     assert d._tree(d._urn()) is not None
     x = d.sample((5, 2))
-    assert x.shape == (5, 2, 2, 3)
-    assert (x.sum(-1) == torch.tensor([7, 2])).all()
+    assert x.shape == (5, 2, 2, 9)
+    assert (x.sum(-1) == torch.tensor([17, 2])).all()
     assert ((x >= 0) & (x <= d.population)).all()
+    assert MFNCH(torch.tensor([4, 5, 6]), 7, logits=torch.zeros(3)).sample((3,)).shape == (3, 3)
+
+
+def test_sample_of_many_classes_follows_the_exact_law():
+    """``sample`` itself (through the tree) on an enumerable urn of 9 classes."""
+    population, draws = [2, 1, 3, 0, 2, 1, 2, 1, 1], 6
+    weights = [0.5, 2.0, 1.0, 1.0, 3.0, 0.2, 1.0, 4.0, 0.7]
+    d = MFNCH(torch.tensor(population), draws, weights=torch.tensor(weights, dtype=torch.float64))
+    torch.manual_seed(2)
+    samples = d.sample((20_000,)).numpy()
+    assert _joint_pvalue(samples, population, draws, weights) > ALPHA
 
 
 @pytest.mark.parametrize("population,draws,logits", [

@@ -45,6 +45,9 @@ GRADIENTS = ("mean", "gumbel", "gumbel-rao")
 MAX_DENSE = 1 << 26
 # Largest tree (elements its convolutions touch, ``tree.tree_work``) that ``sample`` builds.
 TREE_WORK = float(1 << 30)
+# Urns of fewer classes than this are drawn by the sequential sampler: its c - 1 steps cost less
+# than the tree's bookkeeping there (the paper urn's exact draws: about twice as fast).
+TREE_MIN_CLASSES = 8
 
 
 class _UrnSupport(constraints.Constraint):
@@ -473,11 +476,12 @@ class MultivariateFisherNCHypergeometric(Distribution):
 
     def _tree(self, urn: Urn) -> list[Level] | None:
         """The log-depth sampler's tree (``diffhypergeom.engines.tree``), built once, for the exact
-        law; ``None`` where the sequential sampler is used instead: ``method="merge"``, under
-        ``torch.func`` transforms, or where the tree's convolutions would cost more than
+        law; ``None`` where the sequential sampler is used instead: ``method="merge"``, fewer
+        than ``TREE_MIN_CLASSES`` classes, under ``torch.func`` transforms, or where the tree's convolutions would cost more than
         ``TREE_WORK`` (few classes of very many balls, which the sequential FFT rows handle
         in ``O(sigma)`` per row)."""
-        if self.method != "exact" or not readable(urn.theta):
+        if (self.method != "exact" or self.num_classes < TREE_MIN_CLASSES
+                or not readable(urn.theta)):
             return None
         cached = self.__dict__.get("_tree_levels")
         if cached is None:
