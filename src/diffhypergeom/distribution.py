@@ -475,11 +475,11 @@ class MultivariateFisherNCHypergeometric(Distribution):
         return cache[key]
 
     def _tree(self, urn: Urn) -> list[Level] | None:
-        """The log-depth sampler's tree (``diffhypergeom.engines.tree``), built once, for the exact
-        law; ``None`` where the sequential sampler is used instead: ``method="merge"``, fewer
-        than ``TREE_MIN_CLASSES`` classes, under ``torch.func`` transforms, or where the tree's convolutions would cost more than
-        ``TREE_WORK`` (few classes of very many balls, which the sequential FFT rows handle
-        in ``O(sigma)`` per row)."""
+        """The log-depth sampler's tree (``diffhypergeom.engines.tree``), built once, for the
+        exact law; ``None`` where the sequential sampler is used instead: ``method="merge"``,
+        fewer than ``TREE_MIN_CLASSES`` classes, under ``torch.func`` transforms, or where the
+        tree's convolutions would cost more than ``TREE_WORK`` (few classes of very many balls,
+        which the sequential FFT rows handle in ``O(sigma)`` per row)."""
         if (self.method != "exact" or self.num_classes < TREE_MIN_CLASSES
                 or not readable(urn.theta)):
             return None
