@@ -70,3 +70,15 @@ def test_gradients_reach_the_shared_logits():
     logits.grad = None
     MFNCH(POP, 8, logits=logits.expand(4, 3).contiguous()).log_prob(x).sum().backward()
     torch.testing.assert_close(shared_grad, logits.grad)
+
+
+def test_zero_weight_gradients_of_a_repeated_urn():
+    weights = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    shared = MFNCH(POP, 8, weights=weights).expand((3,))
+    (shared.mean[:, 1].sum() + shared.log_normalizer().sum()).backward()
+    got = weights.grad.clone()
+    weights.grad = None
+    full = MFNCH(POP, 8, weights=weights.expand(3, 3).contiguous())
+    (full.mean[:, 1].sum() + full.log_normalizer().sum()).backward()
+    torch.testing.assert_close(got, weights.grad)
+    assert got[0] != 0  # the one-sided limit at the zero weight

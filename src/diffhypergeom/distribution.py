@@ -334,7 +334,7 @@ class MultivariateFisherNCHypergeometric(Distribution):
             return None
         weights, slope, below = found
         with torch.no_grad():
-            shift = self._unflatten(below._urn().mean(), (self.num_classes,)) - mean.detach()
+            shift = below._unflatten(below._urn().mean(), (self.num_classes,)) - mean.detach()
             step = shift.unsqueeze(-2) + torch.eye(self.num_classes, dtype=torch.float64,
                                                    device=mean.device)
         return ((weights * slope).unsqueeze(-1) * step).sum(-2)
@@ -350,7 +350,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
         with torch.no_grad():
             fewer = (self.draws - 1).clamp_min(0)
             below = self._copy_with(self.population, fewer, self.logits.detach())
-            gap = self._unflatten(below._urn().log_normalizer - self._urn().log_normalizer)
+            gap = (below._unflatten(below._urn().log_normalizer)
+                   - self._unflatten(self._urn().log_normalizer))
             slope = self.population.to(torch.float64) * gap.exp().unsqueeze(-1)
             slope = torch.where((weights == 0) & (self.draws > 0).unsqueeze(-1), slope, 0.0)
         return weights.to(torch.float64), slope, below
