@@ -18,3 +18,13 @@ def test_usage_example_runs():
     assert done.returncode == 0, done.stderr
     assert "27.9667, 124.0665,  27.9667" in done.stdout
     assert "tensor([180.]" in done.stdout
+
+
+def test_k_subset_example_runs():
+    section = README.read_text().split("**k-subsets.**", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert len(re.findall(r"\b50\.0*[,\]]", done.stdout)) == 4, done.stdout
+    assert "torch.Size([16, 4])" in done.stdout
