@@ -44,8 +44,9 @@ TINY_WORK = 1 << 20
 # engine, which works with tilted probabilities instead. Above MAX_MAGNITUDE float64 overflows.
 LOGSPACE_MAGNITUDE = 1e6
 # With "auto", log-space urns whose work (as above) exceeds this take the mean (the gradient of
-# A, and its Hessian-vector products in rsample's backward) from the FFT engine's
-# log-normaliser, whose cost is O(c F) for the few dozen frequencies F that the draw needs.
+# A, and its Hessian-vector products in rsample's backward) from the tree's log-normaliser or
+# the FFT engine's (O(c F) for the few dozen frequencies F that the draw needs), not from the
+# log-space tables.
 GRADIENT_WORK = float(1 << 22)
 # Relative cost per class and frequency of the FFT log-normaliser's gradients against the
 # tree's per element (calibrated with benchmarks/bench_subsets.py).
@@ -140,38 +141,39 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
     m, n, _ = canonical_counts(population, draws, theta, complement, zero_weights)
     module = _logspace if name == "logspace" else _fft
     needed, limit = module.estimated_bytes(m, n), memory_limit(theta.device)
+    other = "fft" if name == "logspace" else "logspace"
     if needed > limit and engine == "auto":
-        other = "fft" if name == "logspace" else "logspace"
-        other_module = _fft if other == "fft" else _logspace
-        if other_module.estimated_bytes(m, n) <= limit:
-            name, needed = other, other_module.estimated_bytes(m, n)
+        other_needed = (_fft if other == "fft" else _logspace).estimated_bytes(m, n)
+        if other_needed <= limit:
+            name, other, needed = other, name, other_needed
     if needed > limit:
-        other = "fft" if name == "logspace" else "logspace"
         raise ValueError(
             f"engine={name!r} would need about {needed / 2**30:,.1f} GiB for this urn "
             f"(the device has {limit / 2**30:,.1f} GiB); use engine={other!r} or 'auto'")
     normalizer = None
     if engine == "auto" and _readable(theta):
-        normalizer = _mean_normalizer(name, m, n, complement, zero_weights)
+        def normalizer(p: torch.Tensor, d: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            # chosen when the mean is asked for, not at every construction
+            return _mean_normalizer(name, m, n, complement, zero_weights)(p, d, t)
     return Urn(population, draws, theta, _CLASSES[name], complement, zero_weights, normalizer)
 
 
 def _mean_normalizer(name: str, m: torch.Tensor, n: torch.Tensor, complement: bool,
-                     zero_weights: bool) -> Normalizer | None:
+                     zero_weights: bool) -> Normalizer:
     """What ``"auto"`` differentiates for the mean (and, twice, for ``rsample``'s backward):
-    the chosen engine's log-normaliser where it is cheap (small log-space urns; the FFT
-    engine's ``O(c F)``), else the tree's (``tree.log_normalizer``), else the FFT engine's."""
+    the log-space tables of small log-space urns, else the tree's log-normaliser
+    (``tree.log_normalizer``) or the FFT engine's ``O(c F)`` one, whichever is estimated
+    cheaper."""
+    engine: type[Engine] = FFTEngine
     if name == "logspace":
         work = ((n + 1) * (torch.minimum(m, n.unsqueeze(-1)) + 1).sum(-1)).sum()
-        if float(work) <= GRADIENT_WORK:
-            return None
-    fft_work = FFT_GRADIENT_COST * m.shape[-1] * float(
-        _fft.widest_window(m.sum(-1, keepdim=True), n, _fft.LAMBDA).max()) * m.shape[0]
-    if _tree.tree_work(m, n) <= fft_work:
-        return _tree.log_normalizer
-    if name == "fft":
-        return None
-    return lambda p, d, t: Urn(p, d, t, FFTEngine, complement, zero_weights).log_normalizer
+        engine = LogspaceEngine if float(work) <= GRADIENT_WORK else FFTEngine
+    if engine is FFTEngine:
+        fft_work = FFT_GRADIENT_COST * m.shape[-1] * float(
+            _fft.widest_window(m.sum(-1, keepdim=True), n, _fft.LAMBDA).max()) * m.shape[0]
+        if _tree.tree_work(m, n) <= fft_work:
+            return _tree.log_normalizer
+    return lambda p, d, t: Urn(p, d, t, engine, complement, zero_weights).log_normalizer
 
 
 __all__ = ["ENGINES", "Engine", "FFTEngine", "LogspaceEngine", "Urn", "Window", "build",

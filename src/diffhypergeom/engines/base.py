@@ -188,7 +188,6 @@ class Urn:
     def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
                  engine: type[Engine], complement: bool = True, zero_weights: bool = True,
                  normalizer: Normalizer | None = None):
-        self._settings = (complement, zero_weights)
         self.normalizer = normalizer if normalizer is not None else (
             lambda p, d, t: Urn(p, d, t, engine, complement, zero_weights).log_normalizer)
         self._mean: torch.Tensor | None = None

@@ -67,8 +67,8 @@ def _budget(sigma: torch.Tensor) -> torch.Tensor:
     return LAMBDA + torch.log(2 + sigma)
 
 
-def _window(centre: torch.Tensor, half: torch.Tensor, low: torch.Tensor, high: torch.Tensor
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def count_window(centre: torch.Tensor, half: torch.Tensor, low: torch.Tensor,
+                 high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Counts ``lo..hi`` within ``half`` of ``centre``, clipped to ``[low, high]`` (int64
     ``lo``, float ``hi``)."""
     lo = torch.maximum(torch.floor(centre - half), low)
@@ -165,7 +165,7 @@ class FFTEngine(Engine):
             self.grid = torch.where(self.exact, exact_grid, grid)
             t = tail_halfwidth(variance.sqrt(), self.lam.unsqueeze(-1))
             centre = m * p
-            self.lo, hi = _window(centre, t, torch.zeros_like(m), m)
+            self.lo, hi = count_window(centre, t, torch.zeros_like(m), m)
             self.widths = (hi - self.lo + 1).to(torch.int64)
             self._spread = (m * torch.minimum(p, 1 - p)).sum(-1)
             # moments of the suffix sums S_{>=i} (index c: the empty sum)
@@ -399,7 +399,7 @@ class FFTEngine(Engine):
             variance = m * p * (1 - p)
             t = tail_halfwidth(variance[:, 0].sqrt(), _budget(variance.sum(-1).sqrt()))
             r = remaining.to(torch.float64)
-            lo, hi = _window(m[:, 0] * p[:, 0], t, (r - m[:, 1]).clamp_min(0),
+            lo, hi = count_window(m[:, 0] * p[:, 0], t, (r - m[:, 1]).clamp_min(0),
                              torch.minimum(m[:, 0], r))
             width = int((hi - lo + 1).max()) if rows.numel() else 1
         k = lo.unsqueeze(-1) + torch.arange(width, device=self.device)

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from diffhypergeom.engines.fft import LAMBDA, solve_saddle, tail_halfwidth
+from diffhypergeom.engines.fft import LAMBDA, count_window, solve_saddle, tail_halfwidth
 from diffhypergeom.engines.logspace import log_poly_mul
 from diffhypergeom.special import NEG_INF, log_binomial_pmf, log_binomial_row
 
@@ -59,11 +59,8 @@ class Level(NamedTuple):
 def _window(mean: torch.Tensor, variance: torch.Tensor, lam: torch.Tensor, low: torch.Tensor,
             high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Counts within the Bernstein half-width of ``mean``, clipped to ``[low, high]``."""
-    half = tail_halfwidth(variance.clamp_min(0).sqrt(), lam)
-    lo = torch.maximum(torch.floor(mean - half), low.to(mean.dtype))
-    hi = torch.minimum(torch.ceil(mean + half), high.to(mean.dtype))
-    lo = torch.minimum(lo, hi)
-    return lo.to(torch.int64), hi.to(torch.int64)
+    lo, hi = count_window(mean, tail_halfwidth(variance.clamp_min(0).sqrt(), lam), low, high)
+    return lo, hi.to(torch.int64)
 
 
 def _gather_window(full: torch.Tensor, start: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
