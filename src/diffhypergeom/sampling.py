@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from diffhypergeom.engines.base import Window, readable
+from diffhypergeom.engines.base import Window, distinct, readable
 from diffhypergeom.special import NEG_INF
 
 # conditional(i, rows) -> Window over k of log p(x_i = k | row), rows = b * (n_max + 1) + r
@@ -38,13 +38,7 @@ def _visited_rows(remaining: torch.Tensor, rows_per_urn: int
     num_rows = remaining.shape[1] * rows_per_urn
     if not readable(remaining):  # under torch.func: every row, no data-dependent shapes
         return torch.arange(num_rows, device=remaining.device), flat
-    if num_rows > 4 * flat.numel() + 4096:  # sparse: sorting the samples' rows is cheaper
-        return torch.unique(flat, return_inverse=True)
-    # dense: a presence mask over all rows, O(samples + rows) (torch.unique sorts)
-    present = torch.zeros(num_rows, dtype=torch.bool, device=flat.device)
-    present[flat.reshape(-1)] = True
-    rank = present.cumsum(0) - 1
-    return present.nonzero().squeeze(-1), rank[flat]
+    return distinct(flat, num_rows)
 
 
 class RelaxedDraw(NamedTuple):

@@ -52,6 +52,17 @@ def readable(tensor: torch.Tensor) -> bool:
     return True
 
 
+def distinct(keys: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct values of ``keys`` (in ``[0, size)``), sorted, and each key's position among
+    them: a presence mask over ``[0, size)`` when that is small, ``O(keys + size)``, else a sort
+    (``torch.unique``)."""
+    if size > 4 * keys.numel() + 4096:
+        return torch.unique(keys, return_inverse=True)
+    present = torch.zeros(size, dtype=torch.bool, device=keys.device)
+    present[keys.reshape(-1)] = True
+    return present.nonzero().squeeze(-1), (present.cumsum(0) - 1)[keys]
+
+
 def checkpoint_if_large(fn, *tensors: torch.Tensor, elements: int) -> torch.Tensor:
     """``fn(*tensors)``; when gradients are being recorded and the computation touches more
     than ``CHECKPOINT_ELEMENTS`` elements, its intermediates are recomputed in the backward

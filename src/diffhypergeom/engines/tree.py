@@ -31,6 +31,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from diffhypergeom.engines.base import distinct
 from diffhypergeom.engines.fft import LAMBDA, count_window, solve_saddle, tail_halfwidth
 from diffhypergeom.engines.logspace import log_poly_mul
 from diffhypergeom.special import NEG_INF, log_binomial_pmf, log_binomial_row
@@ -193,7 +194,7 @@ def sample_tree(levels: list[Level], draws: torch.Tensor, num_classes: int, num_
         s, b, v = (counts > 0).nonzero(as_tuple=True)
         r = counts[s, b, v]
         nodes = counts.shape[-1]
-        keys, position = _distinct((b * nodes + v) * rows_per_node + r,
+        keys, position = distinct((b * nodes + v) * rows_per_node + r,
                                    batch * nodes * rows_per_node)
         cdf, left = _split_rows(level, keys, nodes, rows_per_node)
         row_id = torch.arange(keys.numel(), device=draws.device, dtype=torch.float64)
@@ -209,16 +210,6 @@ def sample_tree(levels: list[Level], draws: torch.Tensor, num_classes: int, num_
         split[s, b, v] = left[position, j]
         counts = torch.stack([split, counts - split], dim=-1).flatten(-2)
     return counts[..., :num_classes]
-
-
-def _distinct(keys: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The distinct values of ``keys`` (in ``[0, size)``) and each key's position among them:
-    a presence mask over ``[0, size)`` when that is small, else a sort."""
-    if size > 4 * keys.numel() + 4096:
-        return torch.unique(keys, return_inverse=True)
-    present = torch.zeros(size, dtype=torch.bool, device=keys.device)
-    present[keys] = True
-    return present.nonzero().squeeze(-1), (present.cumsum(0) - 1)[keys]
 
 
 def _split_rows(level: Level, keys: torch.Tensor, nodes: int, rows_per_node: int
