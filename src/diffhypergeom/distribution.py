@@ -148,8 +148,8 @@ class MultivariateFisherNCHypergeometric(Distribution):
         self.population = population.expand(batch_shape + (num_classes,))
         self.draws = draws.expand(batch_shape)
         self.logits = logits.expand(batch_shape + (num_classes,))
-        check_total(self.population)  # always: beyond it the engines' int64 counts overflow
         if checking:
+            check_total(self.population)
             self._check_feasible()
         self.temperature = temperature
         self.hard = hard
