@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -105,6 +106,33 @@ def _reinforce_loo(dist: MultivariateFisherNCHypergeometric,
     return (values + score_term).mean(0).sum()
 
 
+class _Features(NamedTuple):
+    """The draws ``x`` of each urn, ``[B, S, c]``, and what the control variate needs of them.
+
+    ``z``: the standardised counts ``(x - mu) / sd``; ``weights``: the regression weights
+    ``[B, S]``; ``kappa_z`` and ``kappa_p``: ``phi(x_s) . E_theta[phi(X)]`` for the standardised
+    counts and for the count indicators, ``[B, S]``, carrying the gradient of ``E_theta[phi(X)]``.
+    """
+
+    x: torch.Tensor
+    z: torch.Tensor
+    weights: torch.Tensor
+    kappa_z: torch.Tensor
+    kappa_p: torch.Tensor
+
+
+class _Fit(NamedTuple):
+    """The leave-one-out fit, ``[B, S]`` per urn and draw.
+
+    ``residual``: ``f(x_s) - a_{-s} . phi(x_s)``; ``beta`` and ``kappa``: the dual weights and
+    ``phi(x_s) . E_theta[phi(X)]`` (penalised), whose products summed over the draws have the
+    gradient of ``E_theta[abar . phi(X)]``."""
+
+    residual: torch.Tensor
+    beta: torch.Tensor
+    kappa: torch.Tensor
+
+
 def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
                   f: Callable[[torch.Tensor], torch.Tensor], num_samples: int) -> torch.Tensor:
     """REINFORCE with a leave-one-out control variate whose expectation is known exactly.
@@ -129,61 +157,101 @@ def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
     c, batch = dist.num_classes, dist.batch_shape.numel()
     mean = dist.mean.to(torch.float64).reshape(batch, c)  # first: the tables keep a gradient
     counts = dist.sample((num_samples,))
-    draws, x = counts.to(dist.logits.dtype), counts.to(torch.float64)
+    draws = counts.to(dist.logits.dtype)
     values = _evaluate(f, draws)
-    flat_x = x.reshape(num_samples, batch, c).transpose(0, 1)  # [B, S, c]
-    v = values.detach().to(torch.float64).reshape(num_samples, batch).T  # [B, S]
-    mu = mean.detach()
-    sd = dist.variance.detach().to(torch.float64).reshape(batch, c).sqrt()
-    safe_sd = torch.where(sd > 0, sd, torch.ones_like(sd))
-    z = (flat_x - mu.unsqueeze(1)) / safe_sd.unsqueeze(1)
-    # phi(x_s) . E_theta[phi(X)] per block (standardised counts, count indicators): with the
-    # fitted weights, its gradient is that of the control variate's expectation
-    expected_z = (mean - mu) / safe_sd
-    kappa_z = (z * expected_z.unsqueeze(1)).sum(-1)
-    kappa_p = torch.zeros_like(kappa_z)
-    for i in range(c):
-        offset, log_probs = dist.log_marginal(i)
-        offset = offset.reshape(batch, 1)
-        log_probs = log_probs.to(torch.float64).reshape(batch, -1)
-        j = flat_x[..., i].long() - offset
-        inside = (j >= 0) & (j < log_probs.shape[-1])
-        gathered = log_probs.gather(-1, j.clamp(0, log_probs.shape[-1] - 1)).exp()
-        kappa_p = kappa_p + torch.where(inside, gathered, torch.zeros_like(gathered))
-    spread = (flat_x - mu.unsqueeze(1)).square().sum(-1)
-    total_var = sd.square().sum(-1, keepdim=True)
-    weights = torch.where(total_var > 0, spread / torch.where(total_var > 0, total_var, 1.0),
-                          torch.ones_like(spread)).clamp_min(1e-3)
-    loo_residual, beta = torch.empty_like(v), torch.empty_like(v)
-    kappa_group = torch.zeros_like(kappa_z)
-    groups = -(-num_samples // CV_GROUP)  # of equal sizes, each at most CV_GROUP and >= 2
-    bounds = [round(g * num_samples / groups) for g in range(groups + 1)]
-    for group in map(slice, bounds[:-1], bounds[1:]):
-        xs, zs, w, vs = flat_x[:, group], z[:, group], weights[:, group], v[:, group]
-        size = vs.shape[-1]
-        same = (xs.unsqueeze(2) == xs.unsqueeze(1)).sum(-1).to(torch.float64)
-        shrink = max(1.0, CV_SHRINK / size)
-        # fewer than 2 draws per class: only the constant (a leave-one-out baseline)
-        if size >= 2 * c:
-            linear, indicator = max(shrink, 2.0 * c - size), shrink * max(1.0, c / 4)
-        else:
-            linear = indicator = math.inf
-        kernel = CV_CONSTANT + zs @ zs.transpose(1, 2) / linear + same / indicator
-        system = kernel + torch.diag_embed(1 / w)
-        inverse = torch.cholesky_inverse(torch.linalg.cholesky(system))
-        solved = (inverse @ vs.unsqueeze(-1)).squeeze(-1)
-        loo = solved / inverse.diagonal(dim1=-2, dim2=-1)  # f(x_s) - a_{-s} . phi(x_s)
-        loo_residual[:, group] = loo
-        kappa_group[:, group] = (CV_CONSTANT + kappa_z[:, group] / linear
-                                 + kappa_p[:, group] / indicator)
-        beta[:, group] = ((inverse @ (vs - loo / size).unsqueeze(-1)).squeeze(-1)
-                          * size / num_samples)
+    x = counts.to(torch.float64).reshape(num_samples, batch, c).transpose(0, 1)
+    v = values.detach().to(torch.float64).reshape(num_samples, batch).T
+    fit = _fit_control_variate(_cv_features(dist, x, mean), v)
     log_prob = dist.log_prob(draws).to(torch.float64)
     score = (log_prob - log_prob.detach()).reshape(num_samples, batch).T
-    score_term = (loo_residual * score).mean(-1)
-    control = (beta * kappa_group).sum(-1)
+    score_term = (fit.residual * score).mean(-1)
+    control = (fit.beta * fit.kappa).sum(-1)
     extra = (score_term + control - control.detach()).sum()
     return values.mean(0).sum() + extra.to(values.dtype)
+
+
+def _cv_features(dist: MultivariateFisherNCHypergeometric, x: torch.Tensor,
+                 mean: torch.Tensor) -> _Features:
+    """The features of the draws ``x`` ``[B, S, c]``, standardised with ``dist``'s detached
+    moments; ``mean`` ``[B, c]`` (with its gradient) gives ``E_theta`` of the standardised
+    counts."""
+    mu = mean.detach()
+    sd = dist.variance.detach().to(torch.float64).reshape(mu.shape).sqrt()
+    safe_sd = torch.where(sd > 0, sd, torch.ones_like(sd))
+    z = (x - mu.unsqueeze(1)) / safe_sd.unsqueeze(1)
+    expected_z = (mean - mu) / safe_sd
+    kappa_z = (z * expected_z.unsqueeze(1)).sum(-1)
+    kappa_p = _marginal_probabilities(dist, x)
+    return _Features(x, z, _score_weights(x, mu, sd), kappa_z, kappa_p)
+
+
+def _marginal_probabilities(dist: MultivariateFisherNCHypergeometric,
+                            x: torch.Tensor) -> torch.Tensor:
+    """``sum_i P(X_i = x_i)`` for each draw ``x`` ``[B, S, c]``, from the exact marginals (with
+    their gradient); a count outside a marginal's range adds zero."""
+    total = torch.zeros(x.shape[:-1], dtype=torch.float64, device=x.device)
+    for i in range(dist.num_classes):
+        offset, log_probs = dist.log_marginal(i)
+        offset = offset.reshape(x.shape[0], 1)
+        log_probs = log_probs.to(torch.float64).reshape(x.shape[0], -1)
+        j = x[..., i].long() - offset
+        inside = (j >= 0) & (j < log_probs.shape[-1])
+        gathered = log_probs.gather(-1, j.clamp(0, log_probs.shape[-1] - 1)).exp()
+        total = total + torch.where(inside, gathered, torch.zeros_like(gathered))
+    return total
+
+
+def _score_weights(x: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
+    """The regression weight of each draw, ``||x - mu||^2 / tr Cov(X)`` (the score's size; 1
+    in an urn without spread), at least ``1e-3``."""
+    spread = (x - mu.unsqueeze(1)).square().sum(-1)
+    total_var = sd.square().sum(-1, keepdim=True)
+    has_spread = total_var > 0
+    return torch.where(has_spread, spread / torch.where(has_spread, total_var, 1.0),
+                       torch.ones_like(spread)).clamp_min(1e-3)
+
+
+def _fit_control_variate(features: _Features, v: torch.Tensor) -> _Fit:
+    """The leave-one-out fit of the values ``v`` ``[B, S]``, on equal groups of at most
+    ``CV_GROUP`` draws (each fitted on its own), put back in the draws' order."""
+    num_samples = v.shape[-1]
+    fits = [_fit_group(features, v, group, num_samples) for group in _groups(num_samples)]
+    return _Fit(*(torch.cat(parts, -1) for parts in zip(*fits, strict=True)))
+
+
+def _groups(num_samples: int) -> list[slice]:
+    """Consecutive slices of the draws, as equal as can be, each at most ``CV_GROUP`` long (and
+    at least 2 long for ``num_samples >= 2``)."""
+    groups = -(-num_samples // CV_GROUP)
+    bounds = [round(g * num_samples / groups) for g in range(groups + 1)]
+    return list(map(slice, bounds[:-1], bounds[1:]))
+
+
+def _ridge_penalties(size: int, c: int) -> tuple[float, float]:
+    """The penalties on the standardised counts and on the count indicators for a group of
+    ``size`` draws; infinite (only the constant is fitted) below 2 draws per class."""
+    if size < 2 * c:
+        return math.inf, math.inf
+    shrink = max(1.0, CV_SHRINK / size)
+    return max(shrink, 2.0 * c - size), shrink * max(1.0, c / 4)
+
+
+def _fit_group(features: _Features, v: torch.Tensor, group: slice, num_samples: int) -> _Fit:
+    """The kernel ridge regression of ``v`` on the draws of ``group``: each draw's
+    leave-one-out residual, from the inverse of the regularised kernel matrix, and the dual
+    weights (scaled to the share of the group among ``num_samples`` draws)."""
+    xs, zs, w, vs = (features.x[:, group], features.z[:, group], features.weights[:, group],
+                     v[:, group])
+    size = vs.shape[-1]
+    linear, indicator = _ridge_penalties(size, xs.shape[-1])
+    same = (xs.unsqueeze(2) == xs.unsqueeze(1)).sum(-1).to(torch.float64)
+    kernel = CV_CONSTANT + zs @ zs.transpose(1, 2) / linear + same / indicator
+    inverse = torch.cholesky_inverse(torch.linalg.cholesky(kernel + torch.diag_embed(1 / w)))
+    loo = (inverse @ vs.unsqueeze(-1)).squeeze(-1) / inverse.diagonal(dim1=-2, dim2=-1)
+    kappa = (CV_CONSTANT + features.kappa_z[:, group] / linear
+             + features.kappa_p[:, group] / indicator)
+    beta = (inverse @ (vs - loo / size).unsqueeze(-1)).squeeze(-1) * size / num_samples
+    return _Fit(loo, beta, kappa)
 
 
 def _exact(dist: MultivariateFisherNCHypergeometric, f: Callable[[torch.Tensor], torch.Tensor],
