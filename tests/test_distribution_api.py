@@ -26,7 +26,7 @@ def test_shapes_broadcast_over_population_draws_and_logits():
     assert d.log_prob(d.sample((7,))).shape == (7, 4, 2)
     assert d.marginal(1).batch_shape == (4, 2)
     samples = d.sample((5,))
-    torch.testing.assert_close(samples.sum(-1), draws.expand(4, 2).expand(5, 4, 2))
+    torch.testing.assert_close(samples.sum(-1), draws.expand(4, 2).expand(5, 4, 2).float())
     # each batch element is its own urn
     for b, n in enumerate([3, 4, 5, 6]):
         single = MFNCH(torch.tensor([5, 6, 7]), n, logits=torch.zeros(3))
@@ -38,7 +38,7 @@ def test_expand():
     e = d.expand((6,))
     assert e.batch_shape == (6,) and e.sample((2,)).shape == (2, 6, 2)
     torch.testing.assert_close(e.mean, d.mean.expand(6, 2))
-    assert e.temperature == d.temperature and e.method == d.method
+    assert e.engine == d.engine and e.max_support == d.max_support
 
 
 def test_support_constraint():
@@ -52,21 +52,47 @@ def test_support_constraint():
 def test_torch_conventions():
     d = MFNCH(torch.tensor([4, 5]), 3, weights=torch.tensor([1.0, 2.0]))
     assert d.has_rsample and isinstance(d, torch.distributions.Distribution)
-    assert d.sample().shape == (2,) and d.sample().dtype == torch.int64
+    # floating counts, as torch's and Pyro's Multinomial give
+    assert d.sample().shape == (2,) and d.sample().dtype == torch.float32
+    assert MFNCH([4, 5], 3, logits=torch.zeros(2, dtype=torch.float64)).sample().dtype \
+        == torch.float64
     assert d.rsample().dtype == torch.float32
     assert isinstance(d.rsample_detailed((3,)), RelaxedDraw)
     torch.testing.assert_close(d.weights, torch.tensor([1.0, 2.0]))
-    assert "MultivariateFisherNCHypergeometric" in repr(d)
 
 
-def test_temperature_and_hard_defaults_and_overrides():
-    torch.manual_seed(0)
-    d = MFNCH(torch.tensor([10, 10]), 10, logits=torch.zeros(2), temperature=0.3, hard=False)
-    soft = d.rsample((50,))
-    assert not torch.equal(soft, soft.round())
-    hard = d.rsample((50,), hard=True)
-    assert torch.equal(hard, hard.round())
-    torch.testing.assert_close(soft.sum(-1), torch.full((50,), 10.0))
+def test_a_subclass_with_its_own_init_keeps_its_class_in_copies():
+    """Copies (``expand``, the class permutations of ``sample(permute=True)`` and of the Gumbel
+    gradient) are made as instances of the subclass, with its attributes."""
+
+    class Tagged(MFNCH):
+        def __init__(self, population, draws, logits, tag):
+            self.tag = tag
+            super().__init__(population, draws, logits)
+
+    d = Tagged([4, 5, 6], 7, torch.zeros(3), tag="t")
+    for copy in (d.expand([2]), d._permuted(True)[0]):
+        assert type(copy) is Tagged and copy.tag == "t"
+    assert d.sample((2,), permute=True).shape == (2, 3)
+    assert d.rsample((2,), gradient="gumbel").shape == (2, 3)
+
+
+def test_reprs_show_the_law():
+    d = MFNCH(torch.tensor([4, 5]), 3, weights=torch.tensor([1.0, 2.0]))
+    assert repr(d) == ("MultivariateFisherNCHypergeometric(population=[4, 5], draws=3, "
+                       "logits=[0.0, 0.6931])")
+    assert repr(d.support) == "UrnSupport(population=[4, 5], draws=3)"
+    big = MFNCH(torch.ones(100, dtype=torch.int64), 3, logits=torch.zeros(100), engine="fft")
+    assert repr(big) == ("MultivariateFisherNCHypergeometric(population=<(100,) int64>, "
+                         "draws=3, logits=<(100,) float32>, engine='fft')")
+
+
+def test_float32_counts_must_be_exact():
+    d = MFNCH(torch.tensor([2**25, 2**25]), 2**25, logits=torch.zeros(2))
+    with pytest.raises(ValueError, match="cannot be represented exactly in torch.float32"):
+        d.sample()
+    assert MFNCH(torch.tensor([2**25, 2**25]), 2**25, logits=torch.zeros(2).double()).sample() \
+        .sum() == 2**25
 
 
 def test_tables_recomputed_when_gradients_are_needed_after_no_grad_use():
@@ -135,3 +161,13 @@ def test_visited_rows_dense_and_sparse_paths_agree_with_unique(rows_per_urn, sam
     expected_rows, expected_position = torch.unique(
         torch.arange(3) * rows_per_urn + remaining, return_inverse=True)
     assert torch.equal(rows, expected_rows) and torch.equal(position, expected_position)
+
+
+def test_arg_constraints_cover_the_parameters():
+    """torch's own validation sees population and draws too (they bypassed it)."""
+    assert set(MFNCH.arg_constraints) == {"population", "draws", "logits"}
+    d = MFNCH(torch.tensor([4, 5]), 3, weights=torch.tensor([1.0, 2.0]))
+    for name, constraint in d.arg_constraints.items():
+        assert bool(constraint.check(getattr(d, name)).all()), name
+    assert not bool(MFNCH.arg_constraints["population"].check(torch.tensor([4, -5])))
+    assert not bool(MFNCH.arg_constraints["draws"].check(torch.tensor(2.5)))

@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
+from diffhypergeom import MergedFisherNCHypergeometric as Merged
 from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
+from diffhypergeom import RelaxedMultivariateFisherNCHypergeometric as Relaxed
 
 POPULATION = torch.tensor([4, 6, 3, 5])
 DRAWS = 7
@@ -49,14 +51,20 @@ def test_mean_is_gradient_of_log_normalizer():
     torch.testing.assert_close(grad, d.mean.detach(), atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("method", ["exact", "merge"])
-@pytest.mark.parametrize("hard", [True, False])
-@pytest.mark.parametrize("permute", [False, True])
-def test_rsample_gradient_is_finite_and_nonzero_for_every_class(method, hard, permute):
+@pytest.mark.parametrize("law,hard,permute", [
+    ("exact", True, False), ("exact", True, True), ("merge", True, False),
+    ("relaxed", False, False), ("relaxed", False, True)])
+def test_rsample_gradient_is_finite_and_nonzero_for_every_class(law, hard, permute):
     torch.manual_seed(0)
     logits = torch.tensor([0.0, 2.3, 0.0], requires_grad=True)
-    d = MFNCH(torch.tensor([200, 200, 200]), 180, logits=logits, method=method)
-    counts = d.rsample((512,), temperature=0.5, hard=hard, permute=permute)
+    args = (torch.tensor([200, 200, 200]), 180)
+    if law == "exact":
+        counts = MFNCH(*args, logits=logits).rsample((512,), gradient="gumbel", temperature=0.5,
+                                                    permute=permute)
+    elif law == "merge":
+        counts = Merged(*args, logits=logits).rsample((512,), temperature=0.5)
+    else:
+        counts = Relaxed(*args, logits=logits, temperature=0.5, permute=permute).rsample((512,))
     assert counts.requires_grad
     torch.testing.assert_close(counts.sum(-1), torch.full((512,), 180.0))
     for i in range(3):
@@ -73,7 +81,7 @@ def test_rsample_gradient_points_the_right_way():
     torch.manual_seed(1)
     logits = torch.zeros(3, requires_grad=True)
     d = MFNCH(torch.tensor([20, 30, 25]), 30, logits=logits)
-    counts = d.rsample((4000,), temperature=1.0)
+    counts = d.rsample((4000,), gradient="gumbel", temperature=1.0)
     exact = MFNCH(torch.tensor([20, 30, 25]), 30, logits=torch.zeros(3)).covariance_matrix
     for i in range(3):
         (grad,) = torch.autograd.grad(counts[..., i].mean(), logits, retain_graph=True)
@@ -103,7 +111,8 @@ def test_every_class_vector_carries_gradient_whatever_the_order(population, draw
         torch.manual_seed(trial)
         logits = torch.zeros(len(population), dtype=torch.float64, requires_grad=True)
         d = MFNCH(torch.tensor(population), draws, logits=logits)
-        draw = d.rsample_detailed((64,), temperature=0.5, gradient=gradient)
+        gumbel = {"temperature": 0.5} if gradient == "gumbel" else {}
+        draw = d.rsample_detailed((64,), gradient=gradient, **gumbel)
         torch.testing.assert_close(draw.one_hot.argmax(-1).double(), draw.counts)
         torch.testing.assert_close(draw.one_hot.sum(-1), torch.ones(64, len(population),
                                                                       dtype=torch.float64))
@@ -120,7 +129,8 @@ def test_last_class_vector_mirrors_the_first_for_two_classes(gradient):
     torch.manual_seed(0)
     logits = torch.tensor([0.3, -0.2], dtype=torch.float64, requires_grad=True)
     d = MFNCH(torch.tensor([6, 6]), 6, logits=logits)
-    draw = d.rsample_detailed((32,), temperature=0.7, permute=False, gradient=gradient)
+    gumbel = {"temperature": 0.7, "permute": False} if gradient == "gumbel" else {}
+    draw = d.rsample_detailed((32,), gradient=gradient, **gumbel)
     probe = torch.randn(7, dtype=torch.float64)
     (g_last,) = torch.autograd.grad((draw.one_hot[..., 1, :] * probe).sum(), logits,
                                     retain_graph=True)
@@ -190,19 +200,33 @@ def test_mean_gradient_with_the_fft_engine_and_a_batch():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(gradient="rao"), "gradient must be one of"),
-    (dict(gradient="mean", hard=False), "needs hard=True"),
-    (dict(gradient="mean", couple_rows=True), "couple_rows only applies to the Gumbel"),
+    (dict(temperature=0.5), r"temperature applies only to gradient in \('gumbel', 'gumbel-rao'\)"),
+    (dict(gradient="mean", couple_rows=True), "couple_rows applies only to gradient in"),
+    (dict(permute=True), "permute applies only to gradient in"),
+    (dict(gradient="gumbel", rao_samples=3),
+     r"rao_samples applies only to gradient in \('gumbel-rao',\)"),
 ])
 def test_gradient_argument_errors(kwargs, match):
+    """No keyword is accepted and then ignored: the mean gradient has no temperature."""
     d = MFNCH(POPULATION, DRAWS, logits=_logits())
     with pytest.raises(ValueError, match=match):
         d.rsample((2,), **kwargs)
+    with pytest.raises(ValueError, match=match):
+        d.rsample_detailed((2,), **kwargs)
+
+
+def test_rsample_detailed_keywords_are_keyword_only():
+    d = MFNCH(POPULATION, DRAWS, logits=_logits())
+    with pytest.raises(TypeError):
+        d.rsample_detailed((2,), 0.5, True, True, False)
 
 
 def test_merge_uses_the_gumbel_gradient():
-    d = MFNCH(POPULATION, DRAWS, logits=_logits(), method="merge")
-    with pytest.raises(ValueError, match="method='merge' draws from another law"):
+    d = Merged(POPULATION, DRAWS, logits=_logits())
+    with pytest.raises(ValueError, match="merged law does not have in closed form"):
         d.rsample((2,), gradient="mean")
+    with pytest.raises(TypeError):
+        d.rsample((2,), permute=True)  # the class order is part of the merged law
     torch.manual_seed(0)
     x = d.rsample((4,))  # default: Gumbel straight-through
     x[..., 0].sum().backward()
@@ -236,8 +260,6 @@ def test_gumbel_rao_keeps_the_mean_gradient_and_lowers_the_spread():
 
 def test_gumbel_rao_arguments():
     d = MFNCH(POPULATION, DRAWS, logits=_logits())
-    with pytest.raises(ValueError, match="needs hard=True"):
-        d.rsample((2,), gradient="gumbel-rao", hard=False)
     with pytest.raises(ValueError, match="rao_samples must be a positive int"):
         d.rsample((2,), gradient="gumbel-rao", rao_samples=0)
     draw = d.rsample_detailed((3,), gradient="gumbel-rao", rao_samples=2)
@@ -248,7 +270,7 @@ def test_gumbel_rao_arguments():
 def test_permuted_tables_are_kept_per_class_order():
     """rsample(permute=True) builds a permuted copy (and its tables) once per class order and
     distribution; at most ORDER_CACHE of them are kept."""
-    from diffhypergeom.distribution import ORDER_CACHE
+    from diffhypergeom.base import ORDER_CACHE
 
     torch.manual_seed(0)
     d = MFNCH(torch.tensor([3, 4, 5]), 6, logits=torch.zeros(3))

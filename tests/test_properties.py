@@ -82,4 +82,5 @@ def test_point_masses(urn, engine):
         _close(d.entropy(), torch.tensor(0.0, dtype=torch.float64))
         _close(d.log_prob(point), torch.tensor(0.0, dtype=torch.float64))
         assert (d.sample((3,)) == point).all()
-        assert (d.rsample((3,), temperature=0.5) == point.double()).all()
+        assert (d.rsample((3,)) == point.double()).all()
+        assert (d.rsample((3,), gradient="gumbel", temperature=0.5) == point.double()).all()

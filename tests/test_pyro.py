@@ -17,6 +17,7 @@ import pyro.distributions as dist  # noqa: E402
 from pyro.infer import SVI, Predictive, Trace_ELBO, TraceEnum_ELBO  # noqa: E402
 from pyro.optim import ClippedAdam  # noqa: E402
 
+import diffhypergeom.support  # noqa: E402
 from diffhypergeom import MultivariateFisherNCHypergeometric as CoreMFNCH  # noqa: E402
 from diffhypergeom import pyro as dh_pyro  # noqa: E402
 from diffhypergeom.pyro import MultivariateFisherNCHypergeometric as MFNCH  # noqa: E402
@@ -103,17 +104,18 @@ def exact_elbo(q_logits):
 
 
 def test_svi_at_a_latent_site_with_a_guide_of_the_same_family():
-    """The guide draws with ``rsample`` (has_rsample: pathwise straight-through gradients in
-    Trace_ELBO); its exact ELBO ends near the best the family can do, found by maximising the
-    exact ELBO over the support. With this seed the gap is 0.016 nats, against 13.4 at the
-    start; over seeds 0-4 it was 0.005-0.044 (0.06-0.09 with shorter schedules): 0.15 allows
-    for the straight-through bias of ``rsample`` and the SGD noise of the last steps. The
+    """The guide draws with ``rsample`` (``has_rsample_(True)``: pathwise gradients of the
+    exact mean in Trace_ELBO); its exact ELBO ends near the best the family can do, found by
+    maximising the exact ELBO over the support. With this seed the gap is 0.016 nats, against
+    13.4 at the start; over seeds 0-4 it was 0.005-0.044 (0.06-0.09 with shorter schedules):
+    0.15 allows for the bias of ``rsample`` and the SGD noise of the last steps. The
     fitted mean was 0.08-0.31 from the best guide's (bound 0.4)."""
-    assert MFNCH(M_LATENT, N_LATENT, logits=PRIOR).has_rsample
+    assert not MFNCH(M_LATENT, N_LATENT, logits=PRIOR).has_rsample  # the Pyro default
+    assert CoreMFNCH(M_LATENT, N_LATENT, logits=PRIOR).has_rsample
 
     def guide():
         q = pyro.param("q", torch.zeros(3, dtype=F64))
-        pyro.sample("x", MFNCH(M_LATENT, N_LATENT, logits=q))
+        pyro.sample("x", MFNCH(M_LATENT, N_LATENT, logits=q).has_rsample_(True))
 
     # the exact posterior and the best guide of the family, by enumeration
     points = MFNCH(M_LATENT, N_LATENT, logits=PRIOR).enumerate_support()
@@ -227,7 +229,7 @@ def test_enumerate_support_refuses_large_supports_and_mixed_urns(monkeypatch):
         d.expand([2]).enumerate_support()
     assert MFNCH([20, 20, 20], 25, logits=torch.zeros(3), max_support=306
                  ).enumerate_support().shape == (306, 3)
-    monkeypatch.setattr(dh_pyro, "MAX_ENUMERATE_SUPPORT", 300)
+    monkeypatch.setattr(diffhypergeom.support, "MAX_ENUMERATE_SUPPORT", 300)
     with pytest.raises(ValueError, match="MAX_ENUMERATE_SUPPORT"):
         MFNCH([20, 20, 20], 25, logits=torch.zeros(3)).enumerate_support()
     with pytest.raises(ValueError, match="at least"):
@@ -295,13 +297,21 @@ def test_expand_by_to_event_and_mask():
 
 
 def test_copies_keep_the_pyro_class_and_settings():
-    d = MFNCH([4, 5, 6], 7, logits=torch.zeros(3), temperature=0.3, max_support=50)
-    d.has_rsample_(False)
+    d = MFNCH([4, 5, 6], 7, logits=torch.zeros(3), max_support=50, engine="logspace")
+    d.has_rsample_(True)
     e = d.expand([2])
-    assert type(e) is MFNCH and e.max_support == 50 and e.temperature == 0.3
-    assert not e.has_rsample and not e().requires_grad
-    assert d.rsample().shape == (3,)           # rsample permutes the classes via a copy
+    assert type(e) is MFNCH and e.max_support == 50 and e.engine == "logspace"
+    assert e.has_rsample and not e().requires_grad
+    # the Gumbel gradient permutes the classes via a copy
+    assert d.rsample(gradient="gumbel").shape == (3,)
     assert d.sample(permute=True).shape == (3,)
+    relaxed = dh_pyro.RelaxedMultivariateFisherNCHypergeometric([4, 5, 6], 7,
+                                                                logits=torch.zeros(3),
+                                                                temperature=0.3)
+    copy = relaxed.expand([2])
+    assert type(copy) is type(relaxed) and copy.temperature == 0.3
+    assert copy.rsample().shape == (2, 3)
+
 
 
 def test_values_have_the_floating_dtype_of_the_logits():

@@ -10,6 +10,7 @@ import torch
 from torch.func import vmap
 
 from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
+from diffhypergeom import RelaxedMultivariateFisherNCHypergeometric as Relaxed
 
 POP = torch.tensor([5, 7, 4])
 LOGITS = torch.tensor([[0.0, 1.0, -0.7], [0.3, -0.2, 0.5], [-1.0, 0.0, 2.0]],
@@ -36,9 +37,15 @@ def test_vmap_over_logits_matches_a_loop(member):
 @pytest.mark.parametrize("hard", [True, False])
 def test_vmap_rsample(hard):
     torch.manual_seed(0)
-    x = vmap(lambda logits: _dist(logits).rsample((50,), temperature=0.5, hard=hard,
-                                                   permute=False),
-             randomness="different")(LOGITS)
+
+    def draw(logits):
+        if hard:
+            return _dist(logits).rsample((50,), gradient="gumbel", temperature=0.5,
+                                         permute=False)
+        return Relaxed(POP, 6, logits=logits, temperature=0.5, permute=False,
+                       validate_args=False).rsample((50,))
+
+    x = vmap(draw, randomness="different")(LOGITS)
     assert x.shape == (3, 50, 3)
     torch.testing.assert_close(x.sum(-1), torch.full((3, 50), 6.0, dtype=torch.float64))
     assert (x >= 0).all() and (x <= POP).all()
@@ -65,7 +72,7 @@ def test_rsample_inside_compiled_code():
     logits = LOGITS[0].clone().requires_grad_()
 
     def loss(logits):
-        x = MFNCH(POP, 6, logits=logits).rsample((100,), temperature=0.5)
+        x = MFNCH(POP, 6, logits=logits).rsample((100,), gradient="gumbel", temperature=0.5)
         return (x * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum()
 
     torch.compile(loss)(logits).backward()

@@ -7,9 +7,9 @@ and ``num_samples`` samples per weight vector. ``run_case`` measures, after one 
 - ``table_seconds``: building a distribution and its generating-function tables with gradients;
 - ``exact_per_second``: draws per second of ``sample`` (tables included);
 - ``relaxed_per_second``: draws per second of a training step: build the distribution, draw
-  ``rsample(hard=True, gradient="gumbel")``, reduce to a scalar and backpropagate to the
+  ``rsample(gradient="gumbel")``, reduce to a scalar and backpropagate to the
   logits;
-- ``default_per_second`` (``method="exact"`` only): the same step with ``rsample``'s default
+- ``default_per_second`` (the exact law only): the same step with ``rsample``'s default
   gradient (exact draws, the mean's gradient);
 - peak memory of the exact and the relaxed step (the process's peak resident set above what it
   held before, on the CPU; ``torch.cuda.max_memory_allocated`` on CUDA).
@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
+from diffhypergeom.merged import MergedFisherNCHypergeometric
 
 
 @dataclasses.dataclass
@@ -114,25 +115,23 @@ def run_case(case: BenchCase, method: str = "exact", repeats: int = 3) -> dict:
     population = torch.tensor(case.population, device=device)
     logits = _logits(case, device)
     probe = torch.linspace(1.0, 2.0, len(case.population), device=device)
+    law = MergedFisherNCHypergeometric if method == "merge" else MultivariateFisherNCHypergeometric
     draws_total = case.num_samples * case.batch
 
     def tables() -> None:
         theta = logits.detach().requires_grad_()
         dist = MultivariateFisherNCHypergeometric(population, case.draws, logits=theta,
-                                                  method=method, engine=case.engine)
+                                                  engine=case.engine)
         dist.log_normalizer().sum().backward()
 
     def exact() -> None:
-        dist = MultivariateFisherNCHypergeometric(population, case.draws, logits=logits,
-                                                  method=method, engine=case.engine)
+        dist = law(population, case.draws, logits=logits, engine=case.engine)
         dist.sample((case.num_samples,))
 
     def relaxed() -> None:
         theta = logits.detach().requires_grad_()
-        dist = MultivariateFisherNCHypergeometric(population, case.draws, logits=theta,
-                                                  method=method, engine=case.engine)
-        counts = dist.rsample((case.num_samples,), temperature=0.5, hard=True,
-                              gradient="gumbel")
+        dist = law(population, case.draws, logits=theta, engine=case.engine)
+        counts = dist.rsample((case.num_samples,), gradient="gumbel", temperature=0.5)
         (counts * probe).sum().backward()
 
     def default() -> None:  # rsample's default: exact draws, the mean's gradient
@@ -145,8 +144,7 @@ def run_case(case: BenchCase, method: str = "exact", repeats: int = 3) -> dict:
     exact_seconds, exact_peak = _timed(exact, device, repeats)
     relaxed_seconds, relaxed_peak = _timed(relaxed, device, repeats)
     default_seconds = _timed(default, device, repeats)[0] if method == "exact" else None
-    engine = MultivariateFisherNCHypergeometric(population, case.draws, logits=logits,
-                                                method=method, engine=case.engine).engine_name
+    engine = law(population, case.draws, logits=logits, engine=case.engine).engine_name
     return {
         "label": case.label, "method": method, "engine": engine, "device": str(device),
         "classes": len(case.population), "balls": int(sum(case.population)),

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
-TensorLike = torch.Tensor | Sequence | int | float
+TensorLike = torch.Tensor | np.ndarray | Sequence | int | float
 
 
 def as_count_tensor(value: TensorLike, name: str, device: torch.device | None = None,
                     check: bool = True) -> torch.Tensor:
     """Counts (population, draws, a value of the support) as an int64 tensor.
 
-    Accepts integer tensors and floating tensors or sequences holding whole numbers; rejects
-    negative, non-integer, NaN and infinite entries (unless ``check=False``)."""
-    try:
-        tensor = torch.as_tensor(value, device=device)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{name} must be a tensor of non-negative integers, got {value!r}"
-                         ) from err
+    Accepts integer tensors and floating tensors or sequences holding whole numbers (numpy
+    scalars and arrays included); rejects negative, non-integer, NaN and infinite entries
+    (unless ``check=False``); the result is on ``device`` (the logits' device)."""
+    if isinstance(value, torch.Tensor):
+        tensor = on_device(value, name, device)
+    else:
+        tensor = _convert(value, name, "a tensor of non-negative integers", device)
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise ValueError(f"{name} must hold non-negative integers, got dtype {tensor.dtype}")
     if not check:  # validate_args=False: no check that reads the values
@@ -42,16 +43,36 @@ def as_float_tensor(value: TensorLike, name: str) -> torch.Tensor:
     part silently)."""
     if isinstance(value, str):
         raise ValueError(f"{name} must be a real tensor of shape [..., c], got {value!r}")
-    try:
-        tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{name} must be a real tensor of shape [..., c], got {value!r}"
-                         ) from err
+    tensor = (value if isinstance(value, torch.Tensor)
+              else _convert(value, name, "a real tensor of shape [..., c]"))
     if tensor.is_complex() or tensor.dtype == torch.bool:
         raise ValueError(f"{name} must be real numbers, got dtype {tensor.dtype}")
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.get_default_dtype())
     return tensor
+
+
+def on_device(tensor: torch.Tensor, name: str, device: torch.device | str | None
+              ) -> torch.Tensor:
+    """``tensor`` on ``device`` (the logits' device; unchanged when ``None``). A tensor that
+    cannot be moved there (a ``meta`` tensor, say) is a ``ValueError`` with torch's reason."""
+    if device is None or tensor.device == torch.device(device):
+        return tensor
+    try:
+        return tensor.to(device)
+    except (RuntimeError, NotImplementedError) as err:
+        raise ValueError(f"{name} is on device {tensor.device} and cannot be moved to the "
+                         f"logits' device {torch.device(device)} ({err})") from err
+
+
+def _convert(value: object, name: str, expected: str,
+             device: torch.device | None = None) -> torch.Tensor:
+    """``torch.as_tensor(value, device=device)`` for a value that is not a tensor; a value it
+    cannot convert is a ``ValueError`` naming the parameter, with torch's reason."""
+    try:
+        return torch.as_tensor(value, device=device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{name} must be {expected}, got {value!r} ({err})") from err
 
 
 def check_logits(logits: torch.Tensor) -> None:
@@ -80,7 +101,9 @@ def broadcast_batch(*shapes: torch.Size, names: Sequence[str]) -> torch.Size:
 
 
 def check_positive(value: float | torch.Tensor, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
+    """A finite real number > 0 (Python or numpy, not a bool) or a real tensor of them."""
+    if (isinstance(value, (bool, np.bool_))
+            or not isinstance(value, (int, float, np.integer, np.floating, torch.Tensor))):
         raise ValueError(f"{name} must be a float or a real tensor, finite and > 0, got "
                          f"{value!r}")
     tensor = torch.as_tensor(value)
@@ -90,8 +113,9 @@ def check_positive(value: float | torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
 
 
-def check_bool(value, name: str) -> None:
-    if not isinstance(value, bool):
+def check_bool(value: object, name: str) -> None:
+    """``True`` or ``False``, Python's or numpy's."""
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 

@@ -45,15 +45,15 @@ class RelaxedDraw(NamedTuple):
     """Result of ``rsample_detailed``.
 
     Attributes:
-        counts: ``[*sample, *batch, c]`` relaxed counts (integers in the forward pass when
-            ``hard=True``), summing to ``draws``.
+        counts: ``[*sample, *batch, c]`` counts summing to ``draws``: exact draws forward
+            (``rsample_detailed``), with the chosen gradient backward.
         one_hot: ``[*sample, *batch, c, max_m + 1]`` per-class relaxed one-hot vectors over the
             count ``0..max_m`` (zero-padded past each class's range). The last class visited,
             determined as ``x_c = n - sum_{i<c} x_i``, is the exact one-hot of its count with a
             straight-through gradient from the others: ``y_c[k]`` moves with
             ``y_i[x_i + x_c - k]`` for every earlier class ``i``.
         log_prob: ``[*sample, *batch]`` log-probability of the hard draw under the sampling
-            process (for ``method="exact"`` this is the exact MFNCH ``log_prob``).
+            process (for the Fisher law this is its exact ``log_prob``).
     """
 
     counts: torch.Tensor
@@ -112,32 +112,41 @@ def _neg_gumbel_like(x: torch.Tensor) -> torch.Tensor:
     return u.log().neg().log()
 
 
+class GumbelSettings(NamedTuple):
+    """How ``rsample_sequential`` relaxes each class's conditional.
+
+    Attributes:
+        temperature: ``tau > 0``, a float or a tensor ``[S, B, 1]``.
+        hard: straight-through: the hard count forward, the relaxed gradient backward.
+        coupled: give the balls left for later classes a gradient path (``_couple_rows``).
+        rao_samples: ``K > 0`` Rao-Blackwellises the backward pass over ``K`` noise draws
+            (Gumbel-Rao); 0 for plain Gumbel-softmax.
+    """
+
+    temperature: float | torch.Tensor
+    hard: bool
+    coupled: bool = False
+    rao_samples: int = 0
+
+
 def rsample_sequential(
     conditional: ConditionalFn,
     draws: torch.Tensor,
     num_classes: int,
     num_samples: int,
-    temperature: float | torch.Tensor,
-    hard: bool,
+    settings: GumbelSettings,
     dtype: torch.dtype,
     one_hot_width: int | None = None,
     population: torch.Tensor | None = None,
-    coupled: bool = False,
-    rao_samples: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Gumbel-softmax over each conditional (straight-through when ``hard``).
+    """Gumbel-softmax over each conditional (straight-through when ``settings.hard``).
 
     For class ``i``: ``alpha = table_i[b, r]``, ``y = softmax((alpha + g) / tau)`` with Gumbel
     noise ``g``; the hard count is ``argmax(alpha + g)`` (an exact draw from the conditional)
-    and the relaxed count ``sum_k k y_k`` (``hard``: the hard count forward, the relaxed
-    gradient backward). The balls left for the next class follow the hard count; the last class
-    is ``draws - sum`` of the others. Relaxed counts (``hard=False``) that leave the box
-    ``0 <= x_i <= m_i`` (the last class can: it absorbs the others' relaxation) are projected
-    onto ``{0 <= x_i <= m_i, sum x = n}`` (Euclidean; needs ``population``).
-
-    ``rao_samples = K > 0`` (with ``hard``) replaces ``y`` in the backward pass by its
-    Rao-Blackwellisation ``E[y | hard count]`` over ``K`` draws of the Gumbel noise given the
-    argmax (Gumbel-Rao, Paulus et al. 2021): the same expected gradient, less spread.
+    and the relaxed count ``sum_k k y_k``. The balls left for the next class follow the hard
+    count; the last class is ``draws - sum`` of the others. Relaxed counts (not ``hard``) that
+    leave the box ``0 <= x_i <= m_i`` (the last class can: it absorbs the others' relaxation)
+    are projected onto ``{0 <= x_i <= m_i, sum x = n}`` (Euclidean; needs ``population``).
 
     Computes in at least float32 (the Gumbel noise and the softmax lose the draw's exactness in
     half precision) and returns ``dtype``; forward counts are exact whenever ``dtype`` holds
@@ -157,48 +166,50 @@ def rsample_sequential(
     for i in range(num_classes - 1):
         rows, position = _visited_rows(remaining, rows_per_urn)
         window = conditional(i, rows)
-        table = window.log_prob.to(dtype)
-        width = table.shape[-1]
         offset = window.offset[position]
-        alpha = F.embedding(position, table)
-        if coupled and counts:
+        alpha = F.embedding(position, window.log_prob.to(dtype))
+        if settings.coupled and counts:
             alpha = _couple_rows(alpha, offset, counts, remaining, rows_per_urn, conditional, i,
                                  dtype)
-        # -inf terms stay out of the arithmetic (their gradient in a learnable temperature
-        # would be inf * 0)
-        feasible = torch.isfinite(alpha)
-        noisy = torch.where(feasible, alpha - _neg_gumbel_like(alpha), torch.zeros_like(alpha))
-        scaled = torch.where(feasible, noisy / temperature, torch.full_like(alpha, NEG_INF))
-        j_hard = scaled.argmax(-1)
+        j_hard, soft = _relax(alpha, settings)
         k_hard = j_hard + offset
-        if rao_samples:
-            soft = _gumbel_rao_softmax(alpha, feasible, j_hard, temperature, rao_samples)
-        else:
-            soft = torch.softmax(scaled, dim=-1)
-        values = torch.arange(width, device=draws.device, dtype=dtype)
+        values = torch.arange(alpha.shape[-1], device=draws.device, dtype=dtype)
         soft_count = soft @ values + offset.to(dtype)
-        count = k_hard.to(dtype) + (soft_count - soft_count.detach()) if hard else soft_count
-        counts.append(count)
+        counts.append(k_hard.to(dtype) + (soft_count - soft_count.detach()) if settings.hard
+                      else soft_count)
         if detailed:
             delta = Window(offset, soft - soft.detach()).dense(one_hot_width, fill=0.0)
             hard_counts.append(k_hard)
             deltas.append(delta)
-            if hard:
-                soft = F.one_hot(k_hard, one_hot_width).to(dtype) + delta
-            else:
-                soft = Window(offset, soft).dense(one_hot_width, fill=0.0)
-            vectors.append(soft)
+            vectors.append(F.one_hot(k_hard, one_hot_width).to(dtype) + delta if settings.hard
+                           else Window(offset, soft).dense(one_hot_width, fill=0.0))
             log_prob = log_prob + alpha.gather(-1, j_hard.unsqueeze(-1)).squeeze(-1)
         remaining = remaining - k_hard
     last = draws.to(dtype) - sum(counts) if counts else draws.to(dtype).expand(num_samples, batch)
     counts.append(last)
     out = torch.stack(counts, dim=-1)
-    if not hard and population is not None:
+    if not settings.hard and population is not None:
         out = project_to_support_hull(out, population.to(dtype), draws.to(dtype))
     if not detailed:
         return out.to(output), None, None
     vectors.append(_last_class_vector(remaining, hard_counts, deltas, one_hot_width, dtype))
     return out.to(output), torch.stack(vectors, dim=-2).to(output), log_prob.to(output)
+
+
+def _relax(alpha: torch.Tensor, settings: GumbelSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """One class's Gumbel-max index ``[S, B]`` (an exact draw from the conditional ``alpha``)
+    and its relaxation ``[S, B, W]``: the softmax at the temperature, or its Gumbel-Rao
+    average. ``-inf`` terms stay out of the arithmetic (their gradient in a learnable
+    temperature would be ``inf * 0``)."""
+    temperature = settings.temperature
+    feasible = torch.isfinite(alpha)
+    noisy = torch.where(feasible, alpha - _neg_gumbel_like(alpha), torch.zeros_like(alpha))
+    scaled = torch.where(feasible, noisy / temperature, torch.full_like(alpha, NEG_INF))
+    j_hard = scaled.argmax(-1)
+    if settings.rao_samples:
+        return j_hard, _gumbel_rao_softmax(alpha, feasible, j_hard, temperature,
+                                           settings.rao_samples)
+    return j_hard, torch.softmax(scaled, dim=-1)
 
 
 def _gumbel_rao_softmax(alpha: torch.Tensor, feasible: torch.Tensor, j_hard: torch.Tensor,

@@ -9,6 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+# Default largest support that ``enumerate_support`` lists (a distribution's ``max_support``
+# overrides it). Reassign ``diffhypergeom.support.MAX_ENUMERATE_SUPPORT`` to change the default.
+MAX_ENUMERATE_SUPPORT = 100_000
+
 
 def support_size(population: Sequence[int], draws: int, stop_above: int | None = None
                  ) -> tuple[int, bool]:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from goodness_of_fit import any_rejected, chisquare_pvalue, marginal_pvalues
 
+from diffhypergeom import MergedFisherNCHypergeometric as Merged
 from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
 from diffhypergeom.engines import FFTEngine, LogspaceEngine, choose
 from diffhypergeom.special import log_binomial
@@ -126,23 +127,23 @@ def test_atypical_rows_are_resolved_at_their_own_saddle_point():
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_samplers_match_exact_marginals_with_power(engine):
-    """Chi-square per class (BH at 0.01) of `sample` and `rsample(hard=True)` against the exact
-    marginals, and the same test rejects the merged sampler (the power check)."""
+    """Chi-square per class (BH at 0.01) of `sample` and `rsample(gradient="gumbel")` against the
+    exact marginals, and the same test rejects the merged sampler (the power check)."""
     torch.manual_seed(0)
     population = torch.tensor([300, 500, 200, 400])
     logits = torch.tensor([0.0, math.log(4.0), -0.5, 0.3], dtype=torch.float64)
     d = MFNCH(population, 600, logits=logits, engine=engine)
     marginals = [d.marginal(i).probs.numpy() for i in range(4)]
     draws = {
-        "sample": d.sample((20_000,)),
-        "rsample": d.rsample((20_000,), temperature=0.5, hard=True).round().long(),
-        "sample, random order": d.sample((20_000,), permute=True),
+        "sample": d.sample((20_000,)).long(),
+        "rsample": d.rsample((20_000,), gradient="gumbel", temperature=0.5).long(),
+        "sample, random order": d.sample((20_000,), permute=True).long(),
     }
     for name, x in draws.items():
         assert (x.sum(-1) == 600).all(), name
         assert not any_rejected(marginal_pvalues(x.numpy(), marginals), 0.01), name
-    merge = MFNCH(population, 600, logits=logits, engine=engine, method="merge")
-    assert any_rejected(marginal_pvalues(merge.sample((20_000,)).numpy(), marginals), 0.01)
+    merge = Merged(population, 600, logits=logits, engine=engine).sample((20_000,)).long()
+    assert any_rejected(marginal_pvalues(merge.numpy(), marginals), 0.01)
 
 
 def test_fft_sampler_on_a_large_urn():
@@ -152,7 +153,7 @@ def test_fft_sampler_on_a_large_urn():
     population = torch.full((30,), 2000)
     logits = torch.linspace(-1.0, 1.0, 30, dtype=torch.float64)
     d = MFNCH(population, 20_000, logits=logits, engine="fft")
-    x = d.sample((4000,))
+    x = d.sample((4000,)).long()
     assert (x.sum(-1) == 20_000).all()
 
     def pvalue(i: int, counts: torch.Tensor) -> float:
@@ -226,7 +227,7 @@ def test_detailed_draws_of_a_complemented_urn(engine):
     population = torch.tensor([5, 7, 4])
     d = MFNCH(population, 12, logits=torch.tensor([0.0, 1.0, -0.7], dtype=torch.float64),
               engine=engine)
-    draw = d.rsample_detailed((50,), temperature=0.5)
+    draw = d.rsample_detailed((50,), gradient="gumbel", temperature=0.5)
     counts = (draw.one_hot * torch.arange(8, dtype=torch.float64)).sum(-1)
     _close(counts, draw.counts, rtol=0, atol=1e-12)
     _close(draw.one_hot.sum(-1), torch.ones(50, 3, dtype=torch.float64), rtol=0, atol=1e-12)

@@ -236,7 +236,7 @@ def test_large_urn_matches_exact_integers():
         np.testing.assert_allclose(d.mean.numpy(), mean, rtol=1e-12, err_msg=engine)
         if points is None:
             torch.manual_seed(0)
-            points = d.sample((3,))
+            points = d.sample((3,)).long()
             assert bool((points.sum(-1) == draws).all())
         for x in points:
             numerator = 1

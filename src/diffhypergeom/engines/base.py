@@ -19,7 +19,7 @@ a user's urn to the canonical one and the results back (``docs/design.md`` secti
 
 - a class of weight zero is never drawn: its population counts as 0;
 - complement: ``x -> m - x`` maps ``MFNCH(m, n, w)`` to ``MFNCH(m, N - n, 1/w)``, so ``n > N/2``
-  is computed as ``N - n`` (not for ``method="merge"``, whose approximation is not symmetric);
+  is computed as ``N - n`` (not for the merged law, whose approximation is not symmetric);
 - shift invariance: logits are centred at their maximum (the shift is detached; ``A`` moves by
   ``n`` times it), so every computation sees logits ``<= 0``.
 """
@@ -228,7 +228,7 @@ class Urn:
         self.population, self.draws, self.theta = population, draws, theta
         self.effective_population = m
         self.flip = flip
-        self._any_flip = any_flip
+        self.any_flip = any_flip  # whether any urn of the batch is computed complemented
         self.engine = engine(m, n, canonical)
         self.connected = self.engine.connected
         self.batch, self.num_classes = population.shape
@@ -237,9 +237,9 @@ class Urn:
     def name(self) -> str:
         return self.engine.name
 
-    def _to_user(self, y: torch.Tensor) -> torch.Tensor:
+    def to_user(self, y: torch.Tensor) -> torch.Tensor:
         """Canonical counts ``[..., B, c]`` to the user's (``m - y`` where complemented)."""
-        if not self._any_flip:
+        if not self.any_flip:
             return y
         m = self.effective_population.to(y.dtype)
         return torch.where(self.flip.unsqueeze(-1), m - y, y)
@@ -251,14 +251,14 @@ class Urn:
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``[S, B]`` for counts ``x [S, B, c]`` inside the support (float64)."""
-        y = self._to_user(x)
+        y = self.to_user(x)
         drift = (x.sum(-1) - self.draws.to(x.dtype)) * self._x_shift
         return self.engine.log_prob(y) + drift
 
     def log_marginals(self) -> list[Window]:
         """Per class, ``log p(x_i = k)`` in the user's counts."""
         windows = self.engine.log_marginals()
-        if not self._any_flip:
+        if not self.any_flip:
             return windows
         return [self._flip_window(window, self.effective_population[:, i])
                 for i, window in enumerate(windows)]
@@ -298,7 +298,7 @@ class Urn:
     def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, c]`` mean and variance, from the marginals."""
         mean, variance = self.engine.moments()
-        return self._to_user(mean), variance
+        return self.to_user(mean), variance
 
     def entropy(self) -> torch.Tensor:
         return self.engine.entropy()

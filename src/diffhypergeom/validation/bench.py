@@ -10,7 +10,7 @@ measuring, every case in a fresh subprocess so that peak memory is per case):
   draw each (throughput counts ``B * num_samples`` draws per call).
 
 Throughputs are draws per second: ``exact`` = ``sample`` (tables included), ``relaxed`` = a
-training step (``rsample(hard=True, gradient="gumbel")`` forward + backward to the logits,
+training step (``rsample(gradient="gumbel")`` forward + backward to the logits,
 tables included; the default ``gradient="mean"`` costs ``sample`` plus the mean's backward).
 """
 
@@ -94,7 +94,7 @@ def summary_markdown(results: dict[str, Any]) -> str:
     rows = results["rows"]
     lines = [f"## Sampling benchmark ({rows[0]['device'] if rows else '-'}, "
              f"{rows[0]['threads'] if rows else '-'} threads)", "",
-             "draws/s: exact = `sample`; relaxed = `rsample(hard=True, gradient='gumbel')` "
+             "draws/s: exact = `sample`; relaxed = `rsample(gradient='gumbel')` "
              "forward + backward (tables included in both). Peak memory above the process's "
              "baseline.", "",
              format_table(rows), "", "Speed-up of exact over merge (relaxed draws/s ratio):",

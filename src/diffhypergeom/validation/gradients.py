@@ -14,8 +14,9 @@ runs it: ``calls`` independent calls of ``surrogate_loss(dist, f, samples_per_ca
   exact mean);
 - ``pathwise``, ``gradient="gumbel"``: straight-through Gumbel-softmax at each temperature, fixed
   or random class order (one order per call), with and without ``couple_rows``, for
-  ``method="exact"`` and for the paper's ``method="merge"``; and ``gradient="gumbel-rao"`` (10
-  noise draws per hard draw) for ``method="exact"``;
+  the exact law and for the paper's merged law (``MergedFisherNCHypergeometric``; its "random"
+  order is a new class order per call, as in the published code); and ``gradient="gumbel-rao"``
+  (10 noise draws per hard draw) for the exact law;
 - ``reinforce-loo``, ``reinforce-cv``, ``exact``.
 
 Reported per estimator and test function: ``relative_bias = ||mean g - grad|| / ||grad||``
@@ -38,6 +39,7 @@ import torch
 
 from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
 from diffhypergeom.estimators import surrogate_loss
+from diffhypergeom.merged import MergedFisherNCHypergeometric
 from diffhypergeom.runs import markdown_table
 from diffhypergeom.validation import reference
 from diffhypergeom.validation.common import (
@@ -188,14 +190,23 @@ def call_gradient(config: GradientConfig, spec: dict[str, Any], f: Callable
     """One call of ``surrogate_loss``: the gradient in the logits ``[c]`` and its time (s)."""
     logits = torch.log(torch.tensor(config.weights, dtype=torch.float64)).requires_grad_()
     started = time.perf_counter()
-    dist = MultivariateFisherNCHypergeometric(torch.tensor(config.population), config.draws,
-                                              logits=logits, method=spec["method"])
+    population = torch.tensor(config.population)
     kwargs = {}
-    if spec["estimator"] == "pathwise":
-        kwargs = dict(gradient=spec["gradient"], hard=True)
-        if spec["gradient"] != "mean":
-            kwargs.update(temperature=spec["temperature"], permute=spec["order"] == "random",
-                          couple_rows=spec["coupled"])
+    if spec["method"] == "merge":
+        # the published sampler: the merged law in a new random class order per call
+        order = (torch.randperm(len(config.population)) if spec["order"] == "random"
+                 else torch.arange(len(config.population)))
+        dist = MergedFisherNCHypergeometric(population[order], config.draws,
+                                            logits=logits[order])
+        f = _in_order(f, torch.argsort(order))
+        kwargs = dict(gradient=spec["gradient"], temperature=spec["temperature"])
+    else:
+        dist = MultivariateFisherNCHypergeometric(population, config.draws, logits=logits)
+        if spec["estimator"] == "pathwise":
+            kwargs = dict(gradient=spec["gradient"])
+            if spec["gradient"] != "mean":
+                kwargs.update(temperature=spec["temperature"],
+                              permute=spec["order"] == "random", couple_rows=spec["coupled"])
     loss = surrogate_loss(dist, f, num_samples=config.samples_per_call,
                           estimator=spec["estimator"], **kwargs)
     if loss.requires_grad:
@@ -204,6 +215,11 @@ def call_gradient(config: GradientConfig, spec: dict[str, Any], f: Callable
         grad = None
     elapsed = time.perf_counter() - started
     return (np.zeros(len(config.weights)) if grad is None else grad.numpy()), elapsed
+
+
+def _in_order(f: Callable, inverse: torch.Tensor) -> Callable:
+    """``f`` of counts whose classes come in a permuted order."""
+    return lambda x: f(x[..., inverse])
 
 
 def summarise(grads: np.ndarray, exact: np.ndarray, samples_per_call: int,

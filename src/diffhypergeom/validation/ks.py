@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
+from diffhypergeom.merged import MergedFisherNCHypergeometric
 from diffhypergeom.runs import markdown_table
 from diffhypergeom.validation import reference
 from diffhypergeom.validation.common import cached_part, config_dict, finish, seed_everything
@@ -93,15 +94,16 @@ class KSConfig:
 
 def library_draws(setting: dict[str, Any], sampler: str, num: int) -> np.ndarray:
     """``[num, 3]`` int64 draws of one library sampler (``"<method>-rsample"``: the argmax of the
-    Gumbel-perturbed conditionals, ``rsample(hard=True, gradient="gumbel")``, or
+    Gumbel-perturbed conditionals, ``rsample(gradient="gumbel")``, or
     ``"exact-sample"``: inverse-CDF ``sample``), without autograd."""
     method, kind = sampler.split("-")
-    dist = MultivariateFisherNCHypergeometric(
-        torch.tensor(setting["population"]), setting["draws"],
-        weights=torch.tensor(setting["weights"], dtype=torch.float64), method=method)
+    law = MergedFisherNCHypergeometric if method == "merge" else MultivariateFisherNCHypergeometric
+    dist = law(torch.tensor(setting["population"]), setting["draws"],
+               weights=torch.tensor(setting["weights"], dtype=torch.float64))
+    # the fixed class order 1, 2, 3 of the paper's Algorithm 1 and of the merged reference
+    fixed = {} if method == "merge" else {"permute": False}
     with torch.no_grad():
-        # the fixed class order 1, 2, 3 of the paper's Algorithm 1 and of the merged reference
-        draws = (dist.rsample((num,), hard=True, permute=False, gradient="gumbel")
+        draws = (dist.rsample((num,), gradient="gumbel", **fixed)
                  if kind == "rsample" else dist.sample((num,)))
     return draws.round().to(torch.int64).numpy()
 

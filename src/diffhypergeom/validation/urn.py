@@ -5,7 +5,7 @@ Data: ``num_data`` exact draws (independent numpy reference, ``reference.enumera
 Estimators of ``theta = log w`` (initialised at 0):
 
 - *relaxed*: Adam on the paper's loss (its Equation 36), the batch mean of
-  ``||x_data - X||^2`` with one straight-through draw ``X ~ rsample(hard=True)`` per data point:
+  ``||x_data - X||^2`` with one exact draw ``X ~ rsample()`` per data point:
   ``relaxed-exact`` with the default gradient (that of the exact mean), ``gumbel-exact`` with
   straight-through Gumbel-softmax and a random class order per step (the default before),
   ``relaxed-merge`` with the paper's merged sampler (Gumbel). The loss's expectation is
@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
+from diffhypergeom.merged import MergedFisherNCHypergeometric
 from diffhypergeom.runs import markdown_table
 from diffhypergeom.validation import reference
 from diffhypergeom.validation.common import (
@@ -100,9 +101,9 @@ def centred(theta: np.ndarray) -> np.ndarray:
     return theta - theta.mean(-1, keepdims=True)
 
 
-def _dist(config: UrnConfig, logits: torch.Tensor, method: str = "exact"):
+def _dist(config: UrnConfig, logits: torch.Tensor) -> MultivariateFisherNCHypergeometric:
     return MultivariateFisherNCHypergeometric(torch.tensor(config.population), config.draws,
-                                              logits=logits, method=method)
+                                              logits=logits)
 
 
 def paper_loss(data: torch.Tensor, relaxed: torch.Tensor) -> torch.Tensor:
@@ -111,9 +112,12 @@ def paper_loss(data: torch.Tensor, relaxed: torch.Tensor) -> torch.Tensor:
     return (data - relaxed).square().sum(-1).mean()
 
 
-def _method(estimator: str) -> str:
-    """The sampler an estimator draws with: the paper's merged one for ``relaxed-merge``."""
-    return "merge" if estimator == "relaxed-merge" else "exact"
+def _sampler(config: UrnConfig, logits: torch.Tensor, estimator: str):
+    """The law an estimator draws from: the paper's merged one for ``relaxed-merge``."""
+    if estimator == "relaxed-merge":
+        return MergedFisherNCHypergeometric(torch.tensor(config.population), config.draws,
+                                            logits=logits)
+    return _dist(config, logits)
 
 
 def _step_loss(config: UrnConfig, logits: torch.Tensor, batch: torch.Tensor, estimator: str
@@ -127,9 +131,17 @@ def _step_loss(config: UrnConfig, logits: torch.Tensor, batch: torch.Tensor, est
 
         return surrogate_loss(_dist(config, logits), f, num_samples=len(batch),
                               estimator="reinforce-cv")
-    gradient = "mean" if estimator == "relaxed-exact" else "gumbel"
-    relaxed = _dist(config, logits, _method(estimator)).rsample(
-        (len(batch),), temperature=config.temperature, hard=True, gradient=gradient)
+    if estimator == "relaxed-exact":
+        relaxed = _dist(config, logits).rsample((len(batch),))
+    elif estimator == "gumbel-exact":
+        relaxed = _dist(config, logits).rsample((len(batch),), gradient="gumbel",
+                                                temperature=config.temperature)
+    else:  # the published sampler: the merged law in a new random class order per call
+        order = torch.randperm(len(config.population))
+        law = MergedFisherNCHypergeometric(torch.tensor(config.population)[order], config.draws,
+                                           logits=logits[order])
+        relaxed = law.rsample((len(batch),), gradient="gumbel",
+                              temperature=config.temperature)[..., torch.argsort(order)]
     return paper_loss(batch, relaxed)
 
 
@@ -157,7 +169,7 @@ def fit_relaxed(config: UrnConfig, train: torch.Tensor, valid: torch.Tensor, est
             train_curve.append(loss.item())
             trajectory.append(logits.detach().tolist())
         with torch.no_grad():
-            dist = _dist(config, logits.detach(), _method(estimator))
+            dist = _sampler(config, logits.detach(), estimator)
             draws = dist.sample((len(valid),)).double()
             valid_curve.append([steps, float(paper_loss(valid, draws))])
     return {"logits": logits.detach().tolist(), "train_curve": train_curve,

@@ -16,9 +16,9 @@ and returns an *independent mask* ``m [B, d]`` (1 = dimension j is independent, 
 * ``ada`` (AdaVAE; Locatello et al. 2020): dims with ``gamma_j < 0.5 * (max gamma + min gamma)``
   are shared. The mask is hard (no gradient through the threshold).
 * ``hg`` (HGVAE; the paper): a dense layer maps ``gamma`` to ``log w in R^2`` (independent,
-  shared); ``k ~ MFNCH(m = [d, d], n = d, w)`` drawn by the relaxed sampler with ``hard=True``
-  (exact integer draw forward, Gumbel-softmax gradients back) gives ``k`` independent and
-  ``s_hat = d - k`` shared dims. NeuralSort's relaxed permutation ``P [B, d, d]`` of ``gamma``
+  shared); ``k ~ MFNCH(m = [d, d], n = d, w)`` drawn by ``rsample`` (exact integer draw
+  forward; by default straight-through Gumbel-softmax gradients back) gives ``k`` independent
+  and ``s_hat = d - k`` shared dims. NeuralSort's relaxed permutation ``P [B, d, d]`` of ``gamma``
   (descending; row i = item of rank i) and the relaxed one-hot ``y [B, d + 1]`` over ``k``
   combine into per-rank weights ``r_i = P(k > i) = sum_{k' > i} y_k'`` (1 for the top-k ranks,
   0 below, in the forward pass) and the mask ``m_j = sum_i r_i P[i, j]`` -- the top-k dims of
@@ -137,8 +137,8 @@ class HypergeometricSelector(nn.Module):
         urn = self.urn(logits)
         # default: the published estimator (straight-through Gumbel-softmax, a random class
         # order per call)
-        draw = urn.rsample_detailed(temperature=temperature, hard=True, permute=True,
-                                    gradient=self.gradient)
+        gumbel = {} if self.gradient == "mean" else {"temperature": temperature, "permute": True}
+        draw = urn.rsample_detailed(gradient=self.gradient, **gumbel)
         k = draw.counts[..., 0]                                              # [B]
         y = draw.one_hot[..., 0, :].to(gamma.dtype)                          # [B, d + 1]
         rank_weights = y.flip(-1).cumsum(-1).flip(-1)[..., 1:]               # [B, d]: P(k > i)
