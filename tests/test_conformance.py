@@ -29,6 +29,7 @@ from goodness_of_fit import chisquare_pvalue
 
 from diffhypergeom import MergedFisherNCHypergeometric as Merged
 from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
+from diffhypergeom import MultivariateWalleniusNCHypergeometric as Wallenius
 from diffhypergeom import RelaxedMultivariateFisherNCHypergeometric as Relaxed
 from diffhypergeom.subsets import k_subset
 
@@ -52,6 +53,11 @@ def _fisher(urn: str, engine: str = "auto") -> MFNCH:
 def _merged(urn: str) -> Merged:
     population, draws, weights = URNS[urn]
     return Merged(torch.tensor(population), draws, weights=torch.tensor(weights, dtype=F64))
+
+
+def _wallenius(urn: str) -> Wallenius:
+    population, draws, weights = URNS[urn]
+    return Wallenius(torch.tensor(population), draws, weights=torch.tensor(weights, dtype=F64))
 
 
 def _pyro_fisher(urn: str):
@@ -81,6 +87,8 @@ CONFIGS = {
     "merged sample": (_merged, lambda d: d.sample((N,))),
     "merged rsample": (_merged, lambda d: d.rsample((N,), temperature=0.5)),
     "pyro call": (_pyro_fisher, lambda d: d.expand((N,))()),
+    "wallenius sample": (_wallenius, lambda d: d.sample((N,))),
+    "wallenius rsample": (_wallenius, lambda d: d.rsample((N,))),
 }
 CASES = [(config, urn) for config in CONFIGS for urn in URNS
          if not (config.startswith("merged") and urn == "nine classes")]
@@ -154,7 +162,7 @@ def test_k_subsets_conform():
     assert chisquare_pvalue(np.bincount(cells, minlength=len(probs)), probs) > 1e-4
 
 
-@pytest.mark.parametrize("law", [_fisher, _merged])
+@pytest.mark.parametrize("law", [_fisher, _merged, _wallenius])
 def test_enumerate_support_sums_to_one_in_a_batch(law):
     d = law("small").expand((2, 3))
     points = d.enumerate_support()
@@ -169,7 +177,7 @@ def _relaxed(urn: str) -> Relaxed:
                    temperature=0.5)
 
 
-@pytest.mark.parametrize("law", [_fisher, _merged, _relaxed, _pyro_fisher])
+@pytest.mark.parametrize("law", [_fisher, _merged, _relaxed, _pyro_fisher, _wallenius])
 def test_shapes_under_expand_sample_shape_and_batch(law):
     d = law("small")
     batched = d.expand((4, 2))

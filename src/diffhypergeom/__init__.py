@@ -13,10 +13,12 @@ from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
 from diffhypergeom.merged import MergedFisherNCHypergeometric
 from diffhypergeom.relaxed import RelaxedMultivariateFisherNCHypergeometric
 from diffhypergeom.sampling import RelaxedDraw
+from diffhypergeom.wallenius import MultivariateWalleniusNCHypergeometric
 
 __all__ = [
     "MergedFisherNCHypergeometric",
     "MultivariateFisherNCHypergeometric",
+    "MultivariateWalleniusNCHypergeometric",
     "RelaxedDraw",
     "RelaxedMultivariateFisherNCHypergeometric",
 ]

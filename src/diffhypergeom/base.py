@@ -156,8 +156,11 @@ class UrnDistribution(Distribution):
         self._weights = weights.expand(batch_shape + (num_classes,)) if zero_weights else None
         self._urn_cache: Urn | None = None
         super().__init__(batch_shape, torch.Size((num_classes,)), validate_args=validate_args)
-        # choose the engine now (it reads the urn's sizes and logits), so that compiled or
-        # transformed code later finds it made; its tables are still computed on first use
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Choose the engine now (it reads the urn's sizes and logits), so that compiled or
+        transformed code later finds it made; its tables are still computed on first use."""
         self._urn()
 
     def _check_feasible(self) -> None:

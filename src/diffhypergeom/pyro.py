@@ -1,8 +1,9 @@
 """The library's laws as Pyro distributions (importing this module needs ``pyro-ppl``:
 ``pip install -e '.[pyro]'``; ``import diffhypergeom`` alone never imports Pyro).
 
-``MultivariateFisherNCHypergeometric``, ``MergedFisherNCHypergeometric`` and
-``RelaxedMultivariateFisherNCHypergeometric`` here are the core classes of the same names (same
+``MultivariateFisherNCHypergeometric``, ``MultivariateWalleniusNCHypergeometric``,
+``MergedFisherNCHypergeometric`` and ``RelaxedMultivariateFisherNCHypergeometric`` here are
+the core classes of the same names (same
 constructor, law, shapes and members) made ``TorchDistributionMixin``s: they can be called
 (``d()``), so they work at latent ``pyro.sample`` sites, and have ``to_event``, ``mask`` and
 ``expand_by``; ``expand`` returns the same class.
@@ -48,11 +49,12 @@ import torch
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from pyro.distributions.util import broadcast_shape
 
-from diffhypergeom import distribution, merged, relaxed
+from diffhypergeom import distribution, merged, relaxed, wallenius
 from diffhypergeom.support import support_size
 
 __all__ = ["MergedFisherNCHypergeometric", "MultivariateFisherNCHypergeometric",
-           "RelaxedMultivariateFisherNCHypergeometric", "support_size"]
+           "MultivariateWalleniusNCHypergeometric", "RelaxedMultivariateFisherNCHypergeometric",
+           "support_size"]
 
 
 def _infer_shapes(population, draws=(), logits=None, weights=None, **kwargs):
@@ -88,6 +90,19 @@ class RelaxedMultivariateFisherNCHypergeometric(relaxed.RelaxedMultivariateFishe
     """Relaxed Fisher counts for Pyro (see
     ``diffhypergeom.RelaxedMultivariateFisherNCHypergeometric``; no ``log_prob``, so only at
     latent sites whose guide term is not scored, e.g. as a deterministic relaxation)."""
+
+    @classmethod
+    def infer_shapes(cls, population, draws=(), logits=None, weights=None, **kwargs):
+        return _infer_shapes(population, draws, logits, weights)
+
+
+class MultivariateWalleniusNCHypergeometric(wallenius.MultivariateWalleniusNCHypergeometric,
+                                            TorchDistributionMixin):
+    """The multivariate Wallenius law for Pyro (see
+    ``diffhypergeom.MultivariateWalleniusNCHypergeometric``); like the Fisher class here,
+    score-function gradients at latent sites unless ``has_rsample_(True)``."""
+
+    has_rsample = False
 
     @classmethod
     def infer_shapes(cls, population, draws=(), logits=None, weights=None, **kwargs):

@@ -9,7 +9,8 @@ With ``m_i = 1`` and ``n = k`` the MFNCH is the law of a random subset ``S`` of 
 sampling, the k-subset distribution of SIMPLE (Ahmed et al. 2023) and SFESS (Wijk et al. 2025).
 It is *not* the law of Gumbel-top-k (weighted sampling without replacement, the multivariate
 Wallenius law): for ``w = [1, 2, 3, 4]`` and ``k = 2``, ``P({3, 4})`` is ``12/35 = 0.343``
-here and ``0.371`` under Gumbel-top-k.
+here and ``0.371`` under Gumbel-top-k. ``gumbel_top_k`` gives that other law, with its exact
+probability.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from diffhypergeom.checks import TensorLike, as_float_tensor
 from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
+from diffhypergeom.wallenius import MultivariateWalleniusNCHypergeometric
 
 
 def k_subset(logits: TensorLike, k: TensorLike, engine: str = "auto",
@@ -56,3 +58,25 @@ def k_subset(logits: TensorLike, k: TensorLike, engine: str = "auto",
     population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
     return MultivariateFisherNCHypergeometric(population, k, logits=logits, engine=engine,
                                               validate_args=validate_args)
+
+
+def gumbel_top_k(logits: TensorLike, k: TensorLike, validate_args: bool | None = None
+                 ) -> MultivariateWalleniusNCHypergeometric:
+    """The law of Gumbel-top-k sets over ``N`` items (``topk(logits + Gumbel noise, k)``, i.e.
+    ``k`` items drawn one at a time without replacement, each with probability proportional to
+    ``exp(logits)``) as the multivariate Wallenius law with ``population = ones(N)``: exact
+    ``log_prob`` of ``k``-hot masks, exact inclusion probabilities ``mean``, exact draws.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.subsets import gumbel_top_k
+        >>> d = gumbel_top_k(torch.tensor([1.0, 2.0, 3.0, 4.0]).log(), 2)
+        >>> round(float(d.log_prob(torch.tensor([0, 0, 1, 1])).exp()), 4)
+        0.3714
+    """
+    logits = as_float_tensor(logits, "logits")
+    if logits.dim() == 0:
+        raise ValueError("logits must have an item dimension: shape [..., N]")
+    population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
+    return MultivariateWalleniusNCHypergeometric(population, k, logits=logits,
+                                                 validate_args=validate_args)

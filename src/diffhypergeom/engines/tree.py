@@ -42,6 +42,8 @@ CHUNK_ELEMENTS = 1 << 24
 NARROW = 32
 # Leaves of classes up to this size that keep all their counts take the plain binomial row.
 SMALL_CLASS = 64
+# Below this bound on a tree's work ``tree_work`` returns the bound instead of its estimate.
+TRIVIAL_WORK = float(1 << 26)
 
 
 class Level(NamedTuple):
@@ -232,11 +234,18 @@ def _split_rows(level: Level, keys: torch.Tensor, nodes: int, rows_per_node: int
 
 def tree_work(population: torch.Tensor, draws: torch.Tensor) -> float:
     """An estimate (weights taken equal, tilted windows) of the elements ``build_tree``'s
-    convolutions touch: ``sum`` over parents of ``(W_left + W_right) * W_right``."""
+    convolutions touch: ``sum`` over parents of ``(W_left + W_right) * W_right``; or, where it
+    is below ``TRIVIAL_WORK``, a bound that ignores the windows."""
     batch, classes = population.shape
     if batch * classes == 0:
         return 0.0
     size = 1 << max(classes - 1, 0).bit_length()
+    # a bound without the windows: a child keeps at most min(m, n) + 1 counts, so a level
+    # touches at most 2 (n + 1) (N + nodes) elements; skip the estimate when that is small
+    total, n_max = population.sum(-1).max(), draws.max()
+    bound = 2 * (float(n_max) + 1) * (float(total) + size) * (size.bit_length() - 1) * batch
+    if bound <= TRIVIAL_WORK:
+        return bound
     m = F.pad(population.to(torch.float64), (0, size - classes))
     share = (draws.to(torch.float64) / m.sum(-1).clamp_min(1)).unsqueeze(-1)
     lam = LAMBDA + torch.log(2 + (m.sum(-1, keepdim=True) * share * (1 - share)).sqrt())
