@@ -4,13 +4,16 @@ balls), printed as a markdown table.
 
     python benchmarks/bench_wallenius.py [--repeats 3] [--threads 2]
 
-Times are the best of ``--repeats`` runs after a warm-up, in this process. R's BiasedUrn is not
-run here (no R in CI): its PMF accuracy is discussed in the README.
+Times are the best of ``--repeats`` runs after a warm-up, in this process. Where ``Rscript``
+with BiasedUrn is installed (Debian: ``r-cran-biasedurn``) its ``dMWNCHypergeo`` is timed on the
+same points (in R, per call), else that row is skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -88,7 +91,41 @@ def rows(repeats: int) -> list[list[str]]:
     seconds = best(step, repeats)
     out.append(["paper urn", "diffhypergeom", "training step (1,000 draws, rsample, backward)",
                 f"{seconds * 1e3:.0f} ms", ""])
+    out.extend(biasedurn_rows(paper, repeats))
     return out
+
+
+R_TIMING = """
+library(BiasedUrn)
+x <- as.matrix(read.csv(file("stdin"), header = FALSE))
+best <- Inf
+for (r in 1:{repeats}) {{
+  t <- system.time(for (i in 1:nrow(x)) dMWNCHypergeo(x[i, ], c(200, 200, 200), 180,
+                                                       c(1, 10, 1), precision = 1e-14))
+  best <- min(best, t[["elapsed"]])
+}}
+cat(best)
+"""
+
+
+def biasedurn_rows(paper: Wallenius, repeats: int) -> list[list[str]]:
+    """BiasedUrn's ``dMWNCHypergeo`` against ``log_prob`` on 1,000 draws of the paper urn."""
+    if shutil.which("Rscript") is None:
+        print("(BiasedUrn row skipped: no Rscript)")
+        return []
+    torch.manual_seed(0)
+    x = paper.sample((1000,)).long()
+    points = "\n".join(",".join(map(str, row)) for row in x.tolist())
+    done = subprocess.run(["Rscript", "-e", R_TIMING.format(repeats=repeats)], input=points,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"(BiasedUrn row skipped: {done.stderr.strip().splitlines()[-1]})")
+        return []
+    ours = best(lambda: paper.log_prob(x), repeats)
+    return [["paper urn, 1,000 points", "R BiasedUrn dMWNCHypergeo (precision 1e-14)",
+             "PMF of each", f"{float(done.stdout) * 1e3:.0f} ms", ""],
+            ["paper urn, 1,000 points", "diffhypergeom", "log_prob of all (one batch)",
+             f"{ours * 1e3:.0f} ms", ""]]
 
 
 def main() -> None:

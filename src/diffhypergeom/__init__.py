@@ -11,6 +11,7 @@ distribution for PyTorch.
 
 from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
 from diffhypergeom.merged import MergedFisherNCHypergeometric
+from diffhypergeom.partition import RandomPartition
 from diffhypergeom.relaxed import RelaxedMultivariateFisherNCHypergeometric
 from diffhypergeom.sampling import RelaxedDraw
 from diffhypergeom.wallenius import MultivariateWalleniusNCHypergeometric
@@ -19,6 +20,7 @@ __all__ = [
     "MergedFisherNCHypergeometric",
     "MultivariateFisherNCHypergeometric",
     "MultivariateWalleniusNCHypergeometric",
+    "RandomPartition",
     "RelaxedDraw",
     "RelaxedMultivariateFisherNCHypergeometric",
 ]

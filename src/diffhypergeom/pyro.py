@@ -49,12 +49,12 @@ import torch
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from pyro.distributions.util import broadcast_shape
 
-from diffhypergeom import distribution, merged, relaxed, wallenius
+from diffhypergeom import distribution, merged, partition, relaxed, wallenius
 from diffhypergeom.support import support_size
 
 __all__ = ["MergedFisherNCHypergeometric", "MultivariateFisherNCHypergeometric",
-           "MultivariateWalleniusNCHypergeometric", "RelaxedMultivariateFisherNCHypergeometric",
-           "support_size"]
+           "MultivariateWalleniusNCHypergeometric", "RandomPartition",
+           "RelaxedMultivariateFisherNCHypergeometric", "support_size"]
 
 
 def _infer_shapes(population, draws=(), logits=None, weights=None, **kwargs):
@@ -107,3 +107,13 @@ class MultivariateWalleniusNCHypergeometric(wallenius.MultivariateWalleniusNCHyp
     @classmethod
     def infer_shapes(cls, population, draws=(), logits=None, weights=None, **kwargs):
         return _infer_shapes(population, draws, logits, weights)
+
+
+class RandomPartition(partition.RandomPartition, TorchDistributionMixin):
+    """The random partition model for Pyro (see ``diffhypergeom.partition.RandomPartition``):
+    observed sites score labellings exactly; latent sites draw exactly (score-function
+    gradients)."""
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(RandomPartition, _instance)
+        return super().expand(batch_shape, _instance=new)

@@ -143,3 +143,34 @@ def test_library_straight_through_matches_an_independent_implementation():
     np.testing.assert_array_less(np.abs(library.mean(0) - independent), 5 * se)
     exact = exact_gradient(config.population, config.draws, np.log(config.weights), f)
     assert np.linalg.norm(independent - exact) > 0.3 * np.linalg.norm(exact)
+
+
+def test_the_wallenius_law_is_studied_too(gradient_run):
+    """The Wallenius section: its exact gradient (summing over the support) matches central
+    differences of that sum, the score estimator is unbiased, the pathwise one (the exact mean's
+    gradient) is exact for linear f and blind to a hard step."""
+    out, results = gradient_run
+    section = results["wallenius"]
+    rows = {r["estimator"]: r["functions"] for r in section["estimators"]}
+    assert set(rows) == {"pathwise", "reinforce-loo", "exact"}
+    for name, f in rows["reinforce-loo"].items():
+        assert f["bias_norm"] < 4 * f["bias_se"] + 1e-12, (name, f)
+    assert all(f["relative_bias"] < 1e-10 for f in rows["exact"].values())
+    assert rows["pathwise"]["linear"]["relative_bias"] < 1e-8
+    assert rows["pathwise"]["step"]["relative_bias"] == pytest.approx(1.0)
+    assert "### The Wallenius law on the same urn" in (out / "summary.md").read_text()
+    from diffhypergeom import MultivariateWalleniusNCHypergeometric as W
+
+    config = GradientConfig()
+    f = TEST_FUNCTIONS["quadratic"].f
+    points = W(torch.tensor(config.population), config.draws,
+               logits=torch.zeros(3, dtype=torch.float64)).enumerate_support()
+
+    def expectation(theta):
+        law = W(torch.tensor(config.population), config.draws, logits=theta)
+        return float((law.log_prob(points).exp() * f(points)).sum())
+
+    theta = torch.log(torch.tensor(config.weights, dtype=torch.float64))
+    numeric = [(expectation(theta + 1e-6 * e) - expectation(theta - 1e-6 * e)) / 2e-6
+               for e in torch.eye(3, dtype=torch.float64)]
+    np.testing.assert_allclose(section["exact_gradients"]["quadratic"], numeric, atol=1e-6)

@@ -19,8 +19,9 @@ Newton steps, and falls off on both sides at least as fast as its tangents.
 - ``log_prob``: Gauss-Legendre quadrature of ``exp(h)`` on each side of the peak, over the
   interval where ``h`` is within ``DROP`` of its maximum. The mass outside is bounded by the
   tangents at the ends (``exp(h(a)) / h'(a)`` on the left), and the quadrature error is
-  estimated by the difference to a rule with fewer nodes (``CHECK_NODES``); their sum must be
-  below ``TOLERANCE`` relative to the result, else a ``ValueError`` says so. Nodes are placed
+  estimated by the difference to a rule with fewer nodes (``RULES``: finer pairs are tried in
+  turn); their sum must be below ``TOLERANCE`` relative to the result, else a ``ValueError``
+  says so. Nodes are placed
   without gradient; the value is differentiable in ``x`` and the log-weights through the
   integrand.
 - ``clock_sample``: exact draws by bisection in time. Keep two times ``a < b`` with the counts
@@ -50,10 +51,9 @@ from diffhypergeom.special import NEG_INF, log_binomial, log_binomial_pmf, logsu
 # the integration interval ends where the log-integrand is this far below its peak
 DROP = 46.0
 # Gauss-Legendre nodes on each side of the peak, and those of the rule the error is estimated
-# against (on the worst integrand, n = 0, the two differ by 2e-13 and 48 nodes are within 2e-14
-# of 128)
-NODES = 48
-CHECK_NODES = 40
+# against, tried in turn until the estimate is below TOLERANCE (48 and 40 nodes differ by 2e-13
+# on n = 0; integrands with slowly falling left tails, n = 1 of unit counts, need the next)
+RULES = ((48, 40), (64, 52), (96, 80))
 # largest relative error (tails plus the quadrature's own estimate) that is accepted
 TOLERANCE = 1e-10
 # Newton steps for the peak and for the ends
@@ -179,22 +179,35 @@ def log_prob(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor) -> torch.Ten
     log_d = logsumexp(torch.where(rest > 0, log_w + rest.clamp_min(1).log(),
                                   torch.full_like(log_w, NEG_INF)), -1)
     settled = ~torch.isfinite(log_d)  # every drawable ball drawn: p = 1 on the support
-    safe_d = torch.where(settled, torch.zeros_like(log_d), log_d)
+    if bool(settled.any()):
+        # computed as a benign urn (one class, one ball, nothing drawn: p = 1), so that no
+        # infinite intermediate reaches the gradient through the final where
+        lone = torch.zeros_like(x)
+        lone[..., 0] = 1
+        row = settled.unsqueeze(-1)
+        x = torch.where(row, torch.zeros_like(x), x)
+        m = torch.where(row, lone, m)
+        log_w = torch.where(row, torch.zeros_like(log_w), log_w)
+        log_d = torch.where(settled, torch.zeros_like(log_d), log_d)
+    safe_d = log_d
     peak, left, right = _interval(x.detach(), m, log_w.detach(), safe_d.detach())
-    nodes, log_weights = _rule(left, peak, right, NODES)
-    check_nodes, check_weights = _rule(left, peak, right, CHECK_NODES)
-    ends = torch.stack([left, right], -1)
-    # one evaluation for the rule, the check rule and the ends
-    values = _log_integrand(torch.cat([nodes, check_nodes, ends], -1), x, m, log_w, safe_d)
-    value = logsumexp(values[..., : nodes.shape[-1]] + log_weights, -1)
-    with torch.no_grad():
-        check = logsumexp(values[..., nodes.shape[-1]: -2] + check_weights, -1)
-        slopes = torch.stack([_slopes(end, x, m, log_w.exp())[0].abs() for end in (left, right)],
-                             -1)
-        tails = logsumexp(values[..., -2:] - slopes.clamp_min(1e-300).log(), -1)
-        error = (check - value).abs() + (tails - value).exp()
-        bad = ~settled & torch.isfinite(value) & ~(error <= TOLERANCE)
-    if bool(bad.any()):
+    for count, check_count in RULES:
+        nodes, log_weights = _rule(left, peak, right, count)
+        check_nodes, check_weights = _rule(left, peak, right, check_count)
+        ends = torch.stack([left, right], -1)
+        # one evaluation for the rule, the check rule and the ends
+        values = _log_integrand(torch.cat([nodes, check_nodes, ends], -1), x, m, log_w, safe_d)
+        value = logsumexp(values[..., : nodes.shape[-1]] + log_weights, -1)
+        with torch.no_grad():
+            check = logsumexp(values[..., nodes.shape[-1]: -2] + check_weights, -1)
+            slopes = torch.stack([_slopes(end, x, m, log_w.exp())[0].abs()
+                                  for end in (left, right)], -1)
+            tails = logsumexp(values[..., -2:] - slopes.clamp_min(1e-300).log(), -1)
+            error = (check - value).abs() + (tails - value).exp()
+            bad = ~settled & torch.isfinite(value) & ~(error <= TOLERANCE)
+        if not bool(bad.any()):
+            break
+    else:
         raise ValueError(f"the Wallenius quadrature could not reach a relative error of "
                          f"{TOLERANCE:g} (estimated {float(error[bad].max()):.3g}) for the "
                          f"counts {x[bad][0].tolist()}; please report this urn")

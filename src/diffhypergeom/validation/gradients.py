@@ -49,6 +49,7 @@ from diffhypergeom.validation.common import (
     seed_everything,
     single_thread,
 )
+from diffhypergeom.wallenius import MultivariateWalleniusNCHypergeometric
 
 
 class TestFunction(NamedTuple):
@@ -330,6 +331,60 @@ def summary_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+WALLENIUS_ESTIMATORS = ("pathwise", "reinforce-loo", "exact")
+
+
+def _wallenius(config: GradientConfig, logits: torch.Tensor
+               ) -> MultivariateWalleniusNCHypergeometric:
+    return MultivariateWalleniusNCHypergeometric(torch.tensor(config.population), config.draws,
+                                                 logits=logits)
+
+
+def wallenius_exact_gradient(config: GradientConfig, f: Callable) -> np.ndarray:
+    """``[c]``: the exact ``d E[f(X)] / d logits`` of the Wallenius law on the study's urn, by
+    summing ``p(x) f(x)`` over its support (autograd through the exact ``log_prob``)."""
+    logits = torch.log(torch.tensor(config.weights, dtype=torch.float64)).requires_grad_()
+    law = _wallenius(config, logits)
+    points = law.enumerate_support()
+    (grad,) = torch.autograd.grad((law.log_prob(points).exp() * f(points)).sum(), logits)
+    return grad.numpy()
+
+
+def run_wallenius_spec(config: GradientConfig, estimator: str, exact: dict[str, np.ndarray],
+                       index: int) -> dict[str, Any]:
+    """Bias and spread of one estimator of the Wallenius law's gradient, per test function."""
+    seed_everything(config.seed, 1000 + index)
+    functions = {}
+    for name, test in TEST_FUNCTIONS.items():
+        grads, times = [], []
+        for _ in range(config.calls):
+            logits = torch.log(torch.tensor(config.weights, dtype=torch.float64))
+            logits.requires_grad_()
+            started = time.perf_counter()
+            loss = surrogate_loss(_wallenius(config, logits), test.f,
+                                  num_samples=config.samples_per_call, estimator=estimator)
+            grad = (torch.autograd.grad(loss, logits)[0] if loss.requires_grad
+                    else torch.zeros_like(logits))
+            times.append(time.perf_counter() - started)
+            grads.append(grad.numpy())
+        functions[name] = summarise(np.stack(grads), exact[name], config.samples_per_call,
+                                    times)
+    label_ = ("pathwise, mean (default rsample)" if estimator == "pathwise" else estimator)
+    return {"estimator": estimator, "label": label_, "functions": functions}
+
+
+def wallenius_markdown(results: dict[str, Any]) -> str:
+    """The Wallenius section of the summary."""
+    names = list(TEST_FUNCTIONS)
+    rows = [[row["label"]] + [_cell(row["functions"][n]) for n in names]
+            + [f"{max(f['time_ms'] for f in row['functions'].values()):.1f}"]
+            for row in results["wallenius"]["estimators"]]
+    return "\n".join(["### The Wallenius law on the same urn", "",
+                      "Exact gradient by summing over the support with the exact `log_prob`; "
+                      "cells as above.", "",
+                      markdown_table(["estimator"] + names + ["ms / call"], rows), ""])
+
+
 def run_gradients(config: GradientConfig, out_dir: Path, progress: bool = True
                   ) -> dict[str, Any]:
     """Run the study, write ``results.json``, ``summary.md`` and the figure into ``out_dir``
@@ -354,6 +409,14 @@ def run_gradients(config: GradientConfig, out_dir: Path, progress: bool = True
             rows.append(cached_part(out_dir, f"gradients_{index:03d}",
                                     {**key_base, **spec, "index": index},
                                     lambda s=spec, i=index: run_spec(config, s, exact, i)))
+        wallenius_exact = {name: wallenius_exact_gradient(config, t.f)
+                           for name, t in TEST_FUNCTIONS.items()}
+        wallenius_rows = [
+            cached_part(out_dir, f"wallenius_{index:03d}",
+                        {**key_base, "wallenius": name, "index": index},
+                        lambda e=name, i=index: run_wallenius_spec(config, e, wallenius_exact, i))
+            for index, name in enumerate(tqdm(WALLENIUS_ESTIMATORS, desc="Wallenius estimators",
+                                              disable=not progress))]
     results = {
         "study": "gradients", "config": config_dict(config),
         "exact_gradients": {k: v.tolist() for k, v in exact.items()},
@@ -361,7 +424,10 @@ def run_gradients(config: GradientConfig, out_dir: Path, progress: bool = True
         "max_finite_difference_error": float(max(np.abs(exact[k] - finite[k]).max()
                                                  for k in exact)),
         "estimators": rows,
+        "wallenius": {"exact_gradients": {k: v.tolist() for k, v in wallenius_exact.items()},
+                      "estimators": wallenius_rows},
     }
     results["goals"] = goals(results)
     results["figures"] = [plot_gradient_study(results, out_dir / "gradient_bias_std.png")]
-    return finish(out_dir, results, summary_markdown(results), started)
+    summary = summary_markdown(results) + "\n" + wallenius_markdown(results)
+    return finish(out_dir, results, summary, started)
