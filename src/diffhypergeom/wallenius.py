@@ -23,6 +23,7 @@ import torch
 
 from diffhypergeom.base import UrnDistribution, check_count_dtype
 from diffhypergeom.checks import TensorLike
+from diffhypergeom.distribution import MAX_DENSE
 from diffhypergeom.engines import wallenius as quadrature
 from diffhypergeom.special import NEG_INF
 
@@ -56,6 +57,8 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         - ``mean``, ``variance``, ``covariance_matrix``: exact, as integrals over the time of
           the draw of Fisher moments (differentiable; the covariance costs ``2 c`` backward
           passes through the Fisher engine).
+        - ``marginal(i)``, ``log_marginal(i)``: exact, from the same mixture (the Fisher
+          marginals' derivative along ``w`` by double-backward).
         - ``entropy``: exact by summing over the support (at most ``max_support`` points);
           beyond that a ``ValueError`` (estimate ``-log_prob(sample((S,))).mean()`` instead).
         - ``enumerate_support``.
@@ -128,6 +131,35 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         if mix is not None:
             mean = mean.index_put(((~settled).nonzero().squeeze(-1),), quadrature.mixture_mean(mix))
         return self._unflatten(mean, (self.num_classes,)).to(self.logits.dtype)
+
+    def marginal(self, i: int) -> torch.distributions.Categorical:
+        """Exact marginal of class ``i``: a ``Categorical`` over the counts ``0..max m_i``."""
+        offset, log_probs = self.log_marginal(i)
+        del offset
+        return torch.distributions.Categorical(logits=log_probs, validate_args=False)
+
+    def log_marginal(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact marginal of class ``i`` as ``(offset [...], log_probs [..., W])`` with
+        ``log p(x_i = offset + j) = log_probs[..., j]`` (here ``offset = 0``, ``W = max m_i +
+        1``), from the Fisher mixture (differentiable in the logits)."""
+        if not -self.num_classes <= i < self.num_classes:
+            raise ValueError(f"class index i must be in [0, {self.num_classes}), got {i}")
+        i %= self.num_classes
+        population, draws, log_w = self._flat()
+        width = int(self.population[..., i].max()) + 1 if population.numel() else 1
+        if width * population.shape[0] > MAX_DENSE:
+            raise ValueError(f"log_marginal({i}) would hold {width:,} counts per urn")
+        settled = draws >= population.sum(-1)
+        probs = torch.nn.functional.one_hot(population[:, i], width).to(torch.float64)
+        if not bool(settled.all()):
+            keep = ~settled
+            marginal = quadrature.mixture_marginals(population[keep], draws[keep], log_w[keep],
+                                                    self.engine)[i]
+            marginal = torch.nn.functional.pad(marginal, (0, width - marginal.shape[-1]))
+            probs = probs.index_put((keep.nonzero().squeeze(-1),), marginal.clamp_min(0))
+        log_probs = torch.where(probs > 0, probs.clamp_min(1e-300).log(), NEG_INF)
+        offset = torch.zeros(self.batch_shape, dtype=torch.int64, device=log_probs.device)
+        return offset, self._unflatten(log_probs, (width,)).to(self.logits.dtype)
 
     @property
     def covariance_matrix(self) -> torch.Tensor:

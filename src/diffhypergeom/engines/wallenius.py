@@ -342,6 +342,36 @@ def _time_grid(m: torch.Tensor, n: torch.Tensor, w: torch.Tensor, points: int, s
     return left.unsqueeze(-1) + (right - left).unsqueeze(-1) * unit, (right - left) / (points - 1)
 
 
+class _Nodes(NamedTuple):
+    """The Fisher urns of the mixture at the nodes ``v [B, K]`` (flattened to ``B K``)."""
+
+    population: torch.Tensor   # [B K, c] int64, the classes rung to the last ball removed
+    draws: torch.Tensor        # [B K]
+    theta: torch.Tensor        # [B K, c] the Fisher logits log(e^s - 1)
+    full: torch.Tensor         # [B, K, c] the classes rung to the last ball
+    feasible: torch.Tensor     # [B, K] at most the balls left are to be drawn
+    s: torch.Tensor            # [B, K, c] w e^v
+
+
+def _node_urns(population: torch.Tensor, draws: torch.Tensor, w: torch.Tensor, v: torch.Tensor
+               ) -> _Nodes:
+    """The Fisher urns at the nodes. Classes rung to their last ball (``m e^-s < 5e-18``)
+    leave the urn: their share of ``log P(S = n)`` would cancel against the normaliser's in
+    float64 (weight ratios like ``e^60``)."""
+    m = population.to(torch.float64)
+    classes = population.shape[-1]
+    s = w.unsqueeze(1) * v.unsqueeze(-1).exp()
+    full = (s > m.unsqueeze(1).clamp_min(1).log() + 40).detach()
+    node_population = torch.where(full, 0, population.unsqueeze(1))
+    node_draws = draws.unsqueeze(1) - torch.where(full, population.unsqueeze(1), 0).sum(-1)
+    feasible = (node_draws >= 0) & (node_draws <= node_population.sum(-1))
+    safe = torch.where((s > 0) & ~full, s, torch.ones_like(s))
+    odds = torch.where((s > 0) & ~full, safe + log1mexp(safe), torch.where(full, 0.0, NEG_INF))
+    return _Nodes(node_population.reshape(-1, classes),
+                  torch.where(feasible, node_draws, 0).reshape(-1), odds.reshape(-1, classes),
+                  full, feasible, s)
+
+
 def mixture(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor,
             engine: str = "auto", second: bool = False) -> Mixture:
     """The Fisher mixture of ``population [B, c]`` (int64, zero where the weight is zero),
@@ -361,23 +391,12 @@ def mixture(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor,
             v, step = _time_grid(m, draws, w.detach(), MIXTURE_POINTS << attempt,
                                  14.0 + 2 * attempt)
         points = v.shape[-1]
-        s = w.unsqueeze(1) * v.unsqueeze(-1).exp()                     # [B, K, c]
-        # classes rung to their last ball (m e^-s < 5e-18) leave the Fisher urn: their share
-        # of log P(S = n) would cancel against the normaliser's in float64
-        full = (s > m.unsqueeze(1).clamp_min(1).log() + 40).detach()
-        node_population = torch.where(full, 0, population.unsqueeze(1))
-        node_draws = draws.unsqueeze(1) - torch.where(full, population.unsqueeze(1), 0).sum(-1)
-        feasible = (node_draws >= 0) & (node_draws <= node_population.sum(-1))
-        safe = torch.where((s > 0) & ~full, s, torch.ones_like(s))
-        odds = torch.where((s > 0) & ~full, safe + log1mexp(safe),
-                           torch.where(full, 0.0, NEG_INF))               # log(e^s - 1)
+        nodes = _node_urns(population, draws, w, v)
+        s, full, feasible = nodes.s, nodes.full, nodes.feasible
         recording = torch.is_grad_enabled() and log_w.requires_grad
         with torch.enable_grad():
-            theta = odds.reshape(-1, classes)
-            if not recording:
-                theta = theta.detach().requires_grad_()
-            urn = build(engine, node_population.reshape(-1, classes),
-                        torch.where(feasible, node_draws, 0).reshape(-1), theta)
+            theta = nodes.theta if recording else nodes.theta.detach().requires_grad_()
+            urn = build(engine, nodes.population, nodes.draws, theta)
             mean = urn.mean() if recording else None
             if mean is None:
                 (mean,) = torch.autograd.grad(urn.log_normalizer.sum(), theta,
@@ -398,7 +417,7 @@ def mixture(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor,
         if not recording:
             log_normalizer, mean, tilted = log_normalizer.detach(), mean.detach(), tilted.detach()
         mean = mean + torch.where(full, m.unsqueeze(1), 0.0)
-        rung = log1mexp(torch.where(full, s, torch.ones_like(s)))
+        rung = log1mexp(torch.where(full, s, torch.ones_like(s)))  # log(1 - e^-s), ~ 0
         rest = torch.where(full, m.unsqueeze(1) * rung, -m.unsqueeze(1) * s).sum(-1)
         log_mass = torch.where(feasible, v + log_normalizer + rest + step.log().unsqueeze(-1),
                                NEG_INF)
@@ -437,3 +456,44 @@ def mixture_covariance(population: torch.Tensor, draws: torch.Tensor, log_w: tor
     moment = (mix.log_mass.exp()[..., None, None] * terms).sum(1)
     mean = mixture_mean(mix)
     return moment - mean.unsqueeze(-1) * mean.unsqueeze(-2)
+
+
+def mixture_marginals(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor,
+                      engine: str = "auto") -> list[torch.Tensor]:
+    """Per class ``i`` the exact marginal ``P(X_i = k)``, ``[B, max m_i + 1]``:
+    ``integral P(S = n) E[d(X) 1{X_i = k} | S = n] du`` with ``E[d 1{X_i = k}] = (D - w . mu)
+    P_F(k) - (w . grad_theta) P_F(k)`` (``sum_j w_j E[X_j 1{X_i = k}] = (w . grad) P_F(k) +
+    (w . mu) P_F(k)`` in an exponential family), the directional derivative taken by
+    double-backward through the Fisher marginals. Differentiable in ``log_w``."""
+    from diffhypergeom.engines import build
+
+    mix = mixture(population, draws, log_w, engine)
+    batch, points = mix.log_mass.shape
+    classes = population.shape[-1]
+    log_w = log_w - log_w.detach().amax(-1, keepdim=True)
+    w = torch.where(population > 0, log_w.exp(), torch.zeros_like(log_w))
+    attempt = int(math.log2(points // MIXTURE_POINTS))
+    v, _ = _time_grid(population.to(torch.float64), draws, w.detach(), points,
+                      14.0 + 2 * attempt)
+    nodes = _node_urns(population, draws, w, v)
+    out = []
+    recording = torch.is_grad_enabled() and log_w.requires_grad
+    with torch.enable_grad():
+        theta = nodes.theta if recording else nodes.theta.detach().requires_grad_()
+        urn = build(engine, nodes.population, nodes.draws, theta)
+        weights = w.repeat_interleave(points, 0)
+        for i, window in enumerate(urn.log_marginals()):
+            width = int(population[:, i].max()) + 1 if population.numel() else 1
+            probs = window.dense(width).exp()                            # [B K, W]
+            rung = nodes.full.reshape(-1, classes)[:, i]
+            whole = torch.nn.functional.one_hot(population[:, i].repeat_interleave(points),
+                                                width).to(probs.dtype)
+            probs = torch.where(rung.unsqueeze(-1), whole, probs)
+            probe = torch.zeros_like(probs, requires_grad=True)
+            (pulled,) = torch.autograd.grad(probs, theta, grad_outputs=probe, create_graph=True)
+            (along,) = torch.autograd.grad(pulled, probe, grad_outputs=weights,
+                                           create_graph=recording)
+            terms = mix.leave.reshape(-1, 1) * probs - along
+            marginal = (mix.log_mass.reshape(-1, 1).exp() * terms).reshape(batch, points, width)
+            out.append(marginal.sum(1) if recording else marginal.sum(1).detach())
+    return out
