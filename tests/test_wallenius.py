@@ -193,9 +193,19 @@ def test_bad_input_shares_the_fisher_checks():
     d = Wallenius(torch.tensor([3, 4]), 2, logits=torch.zeros(2))
     with pytest.raises(ValueError, match="gradient must be 'mean'"):
         d.rsample(gradient="gumbel")
-    big = Wallenius(torch.full((4,), 100), 200, logits=torch.zeros(4), max_support=1000)
-    with pytest.raises(ValueError, match="entropy is computed by summing over the support"):
-        big.entropy()
+
+
+
+def test_entropy_beyond_the_support_limit_is_a_monte_carlo_estimate():
+    """Above ``max_support`` points the entropy is estimated from exact draws and the exact
+    ``log_prob``: within 5 of its standard errors of the exact sum."""
+    exact = Wallenius(torch.tensor([6, 5, 7]), 9, weights=torch.tensor([1.0, 3.0, 0.5]))
+    limited = Wallenius(torch.tensor([6, 5, 7]), 9, weights=torch.tensor([1.0, 3.0, 0.5]),
+                        max_support=10)
+    torch.manual_seed(0)
+    estimate = float(limited.entropy())
+    spread = float(limited.log_prob(limited.sample((4096,))).std()) / 64
+    assert abs(estimate - float(exact.entropy())) < 5 * spread
 
 
 def test_unbiased_estimators_work_unchanged():

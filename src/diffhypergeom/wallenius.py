@@ -27,6 +27,9 @@ from diffhypergeom.distribution import MAX_DENSE
 from diffhypergeom.engines import wallenius as quadrature
 from diffhypergeom.special import NEG_INF
 
+# exact draws of the Monte Carlo entropy of urns whose support is too large to sum over
+ENTROPY_SAMPLES = 4096
+
 
 class MultivariateWalleniusNCHypergeometric(UrnDistribution):
     """Multivariate Wallenius noncentral hypergeometric distribution over class counts (see the
@@ -60,7 +63,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         - ``marginal(i)``, ``log_marginal(i)``: exact, from the same mixture (the Fisher
           marginals' derivative along ``w`` by double-backward).
         - ``entropy``: exact by summing over the support (at most ``max_support`` points);
-          beyond that a ``ValueError`` (estimate ``-log_prob(sample((S,))).mean()`` instead).
+          beyond that a Monte Carlo estimate with the exact ``log_prob``, said so.
         - ``enumerate_support``.
     """
 
@@ -182,13 +185,14 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         return self.covariance_matrix.diagonal(dim1=-2, dim2=-1)
 
     def entropy(self) -> torch.Tensor:
-        """``[...]``: exact ``-E[log p(x)]`` by summing over the support."""
+        """``[...]``: ``-E[log p(x)]``, exact by summing over the support when it has at most
+        ``max_support`` points; beyond, a Monte Carlo estimate from ``ENTROPY_SAMPLES`` exact
+        draws and the exact ``log_prob`` (not exact: its standard error is about the spread of
+        ``log p`` over 64)."""
         try:
             points = self.enumerate_support(expand=False)
-        except ValueError as err:
-            raise ValueError(f"the Wallenius entropy is computed by summing over the support, "
-                             f"which is too large here ({err}); estimate it as "
-                             f"-log_prob(sample((S,))).mean()") from err
+        except ValueError:
+            return -self.log_prob(self.sample((ENTROPY_SAMPLES,))).mean(0)
         log_p = self.log_prob(points).to(torch.float64)
         terms = torch.where(log_p > NEG_INF, log_p.exp() * log_p, torch.zeros_like(log_p))
         return (-terms.sum(0)).to(self.logits.dtype)
