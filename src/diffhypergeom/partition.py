@@ -28,9 +28,16 @@ from collections.abc import Sequence
 import torch
 from torch.distributions import Distribution, constraints
 
-from diffhypergeom.checks import TensorLike, as_float_tensor, broadcast_batch, check_logits
+from diffhypergeom.checks import (
+    TensorLike,
+    as_float_tensor,
+    broadcast_batch,
+    check_logits,
+    check_positive,
+)
 from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
 from diffhypergeom.engines import wallenius as quadrature
+from diffhypergeom.sort import neural_sort
 
 # draws of the Monte Carlo entropy
 ENTROPY_SAMPLES = 4096
@@ -50,15 +57,16 @@ class RandomPartition(Distribution):
     view. ``batch_shape`` broadcasts the two logits' batch shapes; ``event_shape == (N,)``.
 
     Members: ``log_prob`` (exact, differentiable in both logits), ``sample`` (exact: never an
-    invalid partition), ``sizes`` (the size law), ``entropy`` (a Monte Carlo estimate with the
-    exact ``log_prob`` over ``ENTROPY_SAMPLES`` draws: standard error about ``sd / 64``).
-    Pathwise gradients (``rsample``) are not offered yet: use the score-function estimators of
-    ``diffhypergeom.estimators`` through the exact ``log_prob``.
+    invalid partition), ``rsample`` / ``rsample_one_hot`` (exact draws with a straight-through
+    gradient: biased, see ``rsample_one_hot``), ``sizes`` (the size law), ``entropy`` (a Monte
+    Carlo estimate with the exact ``log_prob`` over ``ENTROPY_SAMPLES`` draws: standard error
+    about ``sd / 64``). The score-function estimators of ``diffhypergeom.estimators`` work
+    through the exact ``log_prob`` (unbiased).
     """
 
     arg_constraints = {"size_logits": constraints.real_vector,
                        "element_logits": constraints.real_vector}
-    has_rsample = False
+    has_rsample = True
 
     def __init__(self, size_logits: TensorLike, element_logits: TensorLike, *,
                  engine: str = "auto", validate_args: bool | None = None):
@@ -136,19 +144,56 @@ class RandomPartition(Distribution):
             log_p = log_p + quadrature.log_prob(x, m, log_w).sum(-1)
         return log_p.to(self.element_logits.dtype)
 
-    @torch.no_grad()
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         """Exact draws ``[*sample_shape, *batch, N]`` of the labels (floating)."""
-        sample_shape = torch.Size(sample_shape)
-        sizes = self.sizes.sample(sample_shape).to(torch.int64)          # [..., K]
+        with torch.no_grad():
+            return self._draw(torch.Size(sample_shape))[0]
+
+    def _draw(self, sample_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Exact labels, and the sizes ``[..., K]`` and the Gumbel-perturbed scores ``[..., N]``
+        they were drawn from."""
+        sizes = self.sizes.sample(sample_shape)                          # [..., K]
         scores = self.element_logits.expand(sample_shape + self.element_logits.shape)
-        gumbel = -torch.empty_like(scores).exponential_().log()
-        order = (scores + gumbel).argsort(-1, descending=True)
-        ends = sizes.cumsum(-1)
+        keys = scores - torch.empty_like(scores).exponential_().log()
+        order = keys.detach().argsort(-1, descending=True)
+        ends = sizes.to(torch.int64).cumsum(-1)
         position = torch.arange(self.num_elements, device=scores.device).expand_as(order)
         block = torch.searchsorted(ends.contiguous(), position.contiguous(), right=True)
         labels = torch.empty_like(order).scatter_(-1, order, block)
-        return labels.to(self.element_logits.dtype)
+        return labels.to(self.element_logits.dtype), sizes, keys
+
+    def rsample_one_hot(self, sample_shape: Sequence[int] = torch.Size(), *,
+                        temperature: float = 1.0) -> torch.Tensor:
+        """Exact draws as one-hot assignments ``[*sample_shape, *batch, N, K]`` with a
+        straight-through gradient: the sizes carry the gradient of the Fisher law's exact mean,
+        the Gumbel-perturbed scores a NeuralSort relaxation at ``temperature`` of the ranking
+        (``diffhypergeom.sort.neural_sort``), and a position belongs to block ``k`` softly,
+        ``sigmoid((end_k - j) / tau) - sigmoid((start_k - j) / tau)``. Biased (a relaxation of
+        the ranking and of the block boundaries); its bias on a small model is measured in
+        ``tests/test_partition.py``. The score-function estimators through the exact
+        ``log_prob`` are unbiased."""
+        check_positive(temperature, "temperature")
+        sample_shape = torch.Size(sample_shape)
+        labels, sizes, keys = self._draw(sample_shape)
+        mean = self.sizes.mean
+        relaxed_sizes = sizes + (mean - mean.detach())
+        permutation = neural_sort(keys, temperature)                    # [..., N pos, N items]
+        ends = relaxed_sizes.cumsum(-1)
+        starts = ends - relaxed_sizes
+        position = torch.arange(self.num_elements, dtype=keys.dtype, device=keys.device) + 0.5
+        inside = (torch.sigmoid((ends.unsqueeze(-2) - position.unsqueeze(-1)) / temperature)
+                  - torch.sigmoid((starts.unsqueeze(-2) - position.unsqueeze(-1)) / temperature))
+        soft = permutation.transpose(-1, -2) @ inside                    # [..., N items, K]
+        hard = torch.nn.functional.one_hot(labels.long(), self.num_blocks).to(soft.dtype)
+        return hard + (soft - soft.detach())
+
+    def rsample(self, sample_shape: Sequence[int] = torch.Size(), *,
+                temperature: float = 1.0) -> torch.Tensor:
+        """Exact labels ``[*sample_shape, *batch, N]`` whose gradient is that of
+        ``sum_k k * rsample_one_hot(...)[..., k]`` (see ``rsample_one_hot``)."""
+        one_hot = self.rsample_one_hot(sample_shape, temperature=temperature)
+        blocks = torch.arange(self.num_blocks, dtype=one_hot.dtype, device=one_hot.device)
+        return one_hot @ blocks
 
     def entropy(self) -> torch.Tensor:
         """``[...]``: a Monte Carlo estimate of ``-E[log p(z)]`` from ``ENTROPY_SAMPLES`` exact

@@ -111,8 +111,10 @@ class MultivariateWalleniusNCHypergeometric(wallenius.MultivariateWalleniusNCHyp
 
 class RandomPartition(partition.RandomPartition, TorchDistributionMixin):
     """The random partition model for Pyro (see ``diffhypergeom.partition.RandomPartition``):
-    observed sites score labellings exactly; latent sites draw exactly (score-function
-    gradients)."""
+    observed sites score labellings exactly; latent sites draw exactly with score-function
+    gradients (unbiased) unless ``has_rsample_(True)`` selects the straight-through one."""
+
+    has_rsample = False
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(RandomPartition, _instance)
