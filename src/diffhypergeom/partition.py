@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution, constraints, register_kl
 
 from diffhypergeom.checks import (
     TensorLike,
@@ -60,7 +60,8 @@ class RandomPartition(Distribution):
     invalid partition), ``rsample`` / ``rsample_one_hot`` (exact draws with a straight-through
     gradient: biased, see ``rsample_one_hot``), ``sizes`` (the size law), ``entropy`` (a Monte
     Carlo estimate with the exact ``log_prob`` over ``ENTROPY_SAMPLES`` draws: standard error
-    about ``sd / 64``). The score-function estimators of ``diffhypergeom.estimators`` work
+    about ``sd / 64``), and ``kl_divergence`` between two of them (the same kind of estimate).
+    The score-function estimators of ``diffhypergeom.estimators`` work
     through the exact ``log_prob`` (unbiased).
     """
 
@@ -203,3 +204,16 @@ class RandomPartition(Distribution):
     def __repr__(self) -> str:
         return (f"RandomPartition(blocks={self.num_blocks}, elements={self.num_elements}, "
                 f"batch_shape={tuple(self.batch_shape)})")
+
+
+@register_kl(RandomPartition, RandomPartition)
+def kl_partition_partition(p: RandomPartition, q: RandomPartition) -> torch.Tensor:
+    """``[...]``: a Monte Carlo estimate of ``KL(p || q)`` from ``ENTROPY_SAMPLES`` exact draws
+    of ``p`` and both exact ``log_prob`` (not exact: the support has ``K^N`` points); ``p`` and
+    ``q`` must have the same ``K`` and ``N``; batch shapes broadcast."""
+    if (p.num_blocks, p.num_elements) != (q.num_blocks, q.num_elements):
+        raise ValueError(f"kl_divergence needs the same blocks and elements, got "
+                         f"K = {p.num_blocks}, N = {p.num_elements} and K = {q.num_blocks}, "
+                         f"N = {q.num_elements}")
+    z = p.sample((ENTROPY_SAMPLES,))
+    return (p.log_prob(z) - q.log_prob(z)).mean(0)
