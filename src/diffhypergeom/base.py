@@ -26,6 +26,7 @@ from diffhypergeom.checks import (
     as_count_tensor,
     as_float_tensor,
     broadcast_batch,
+    broadcast_value,
     check_logits,
     check_total,
     check_weights,
@@ -381,12 +382,7 @@ class UrnDistribution(Distribution):
         if value.dim() == 0 or value.shape[-1] != self.num_classes:
             raise ValueError(f"value must have shape [..., {self.num_classes}] (the classes "
                              f"last), got {tuple(value.shape)}")
-        try:
-            shape = torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
-        except RuntimeError as err:
-            raise ValueError(f"value of shape {tuple(value.shape)} does not broadcast with "
-                             f"batch_shape + event_shape "
-                             f"{tuple(self.batch_shape + self.event_shape)}") from err
+        shape = broadcast_value(value.shape, self.batch_shape + self.event_shape)
         if self._validate_args:
             self._validate_sample(value)
         x = value.to(torch.float64).expand(shape)

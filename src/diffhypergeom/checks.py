@@ -100,6 +100,16 @@ def broadcast_batch(*shapes: torch.Size, names: Sequence[str]) -> torch.Size:
         raise ValueError(f"batch shapes do not broadcast: {described}") from err
 
 
+def broadcast_value(shape: torch.Size, target: torch.Size) -> torch.Size:
+    """The shape a ``value`` of ``shape`` scored against ``batch_shape + event_shape``
+    (``target``) takes; a ``ValueError`` naming both where they do not broadcast."""
+    try:
+        return torch.broadcast_shapes(shape, target)
+    except RuntimeError as err:
+        raise ValueError(f"value of shape {tuple(shape)} does not broadcast with "
+                         f"batch_shape + event_shape {tuple(target)}") from err
+
+
 def check_positive(value: float | torch.Tensor, name: str) -> None:
     """A finite real number > 0 (Python or numpy, not a bool) or a real tensor of them."""
     if (isinstance(value, (bool, np.bool_))

@@ -382,8 +382,8 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
                  ) -> RelaxedDraw:
         settings, permute = gumbel_settings(gradient, temperature, permute, couple_rows,
                                             rao_samples)
-        check_count_dtype(self.logits.dtype, self.draws)
         if settings is None:
+            check_count_dtype(self.logits.dtype, self.draws)
             return self._mean_straight_through(sample_shape, width)
         return self._gumbel_draw(sample_shape, settings, permute, width)
 

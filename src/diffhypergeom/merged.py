@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from diffhypergeom.base import UrnDistribution, check_count_dtype
-from diffhypergeom.checks import TensorLike, check_positive
+from diffhypergeom.checks import TensorLike
 from diffhypergeom.distribution import gumbel_settings
 from diffhypergeom.engines import Urn
 from diffhypergeom.engines.base import distinct
@@ -101,8 +101,6 @@ class MergedFisherNCHypergeometric(UrnDistribution):
             raise ValueError("gradient='mean' needs the law's exact mean, which the merged law "
                              "does not have in closed form; use 'gumbel' or 'gumbel-rao'")
         settings, _ = gumbel_settings(gradient, temperature, None, couple_rows, rao_samples)
-        if temperature is not None:
-            check_positive(temperature, "temperature")
         return self._gumbel_draw(torch.Size(sample_shape), settings, False, None).counts
 
     # ------------------------------------------------------------------ by enumeration

@@ -32,6 +32,7 @@ from diffhypergeom.checks import (
     TensorLike,
     as_float_tensor,
     broadcast_batch,
+    broadcast_value,
     check_logits,
     check_positive,
 )
@@ -125,12 +126,7 @@ class RandomPartition(Distribution):
         if bool(((z < 0) | (z >= self.num_blocks)).any()):
             raise ValueError(f"labels must be in 0..{self.num_blocks - 1} (K = "
                              f"{self.num_blocks} blocks)")
-        try:
-            shape = torch.broadcast_shapes(z.shape, self.batch_shape + self.event_shape)
-        except RuntimeError as err:
-            raise ValueError(f"value of shape {tuple(z.shape)} does not broadcast with "
-                             f"batch_shape + event_shape "
-                             f"{tuple(self.batch_shape + self.event_shape)}") from err
+        shape = broadcast_value(z.shape, self.batch_shape + self.event_shape)
         z = z.to(torch.int64).expand(shape)
         blocks = torch.arange(self.num_blocks, device=z.device)
         one_hot = (z.unsqueeze(-1) == blocks).to(torch.float64)          # [..., N, K]

@@ -57,56 +57,44 @@ __all__ = ["MergedFisherNCHypergeometric", "MultivariateFisherNCHypergeometric",
            "RelaxedMultivariateFisherNCHypergeometric", "support_size"]
 
 
-def _infer_shapes(population, draws=(), logits=None, weights=None, **kwargs):
-    params = logits if logits is not None else weights
-    shapes = [population[:-1], draws] + ([params[:-1]] if params is not None else [])
-    return torch.Size(broadcast_shape(*shapes)), torch.Size(population[-1:])
+class _UrnLaw(TorchDistributionMixin):
+    """Pyro's mixin with the shapes of the urn laws' constructors."""
+
+    @classmethod
+    def infer_shapes(cls, population, draws=(), logits=None, weights=None, **kwargs):
+        """``(batch_shape, event_shape)`` from the shapes of the constructor's tensors."""
+        params = logits if logits is not None else weights
+        shapes = [population[:-1], draws] + ([params[:-1]] if params is not None else [])
+        return torch.Size(broadcast_shape(*shapes)), torch.Size(population[-1:])
 
 
 class MultivariateFisherNCHypergeometric(distribution.MultivariateFisherNCHypergeometric,
-                                         TorchDistributionMixin):
+                                         _UrnLaw):
     """The multivariate Fisher noncentral hypergeometric distribution for Pyro (the core law;
     see ``diffhypergeom.MultivariateFisherNCHypergeometric`` and the module docstring). Latent
     sites get score-function gradients unless ``has_rsample_(True)`` is called."""
 
     has_rsample = False
 
-    @classmethod
-    def infer_shapes(cls, population, draws=(), logits=None, weights=None, **kwargs):
-        """``(batch_shape, event_shape)`` from the shapes of the constructor's tensors."""
-        return _infer_shapes(population, draws, logits, weights)
 
-
-class MergedFisherNCHypergeometric(merged.MergedFisherNCHypergeometric, TorchDistributionMixin):
+class MergedFisherNCHypergeometric(merged.MergedFisherNCHypergeometric, _UrnLaw):
     """The paper's merged law for Pyro (see ``diffhypergeom.MergedFisherNCHypergeometric``)."""
-
-    @classmethod
-    def infer_shapes(cls, population, draws=(), logits=None, weights=None, **kwargs):
-        return _infer_shapes(population, draws, logits, weights)
 
 
 class RelaxedMultivariateFisherNCHypergeometric(relaxed.RelaxedMultivariateFisherNCHypergeometric,
-                                                TorchDistributionMixin):
+                                                _UrnLaw):
     """Relaxed Fisher counts for Pyro (see
     ``diffhypergeom.RelaxedMultivariateFisherNCHypergeometric``; no ``log_prob``, so only at
     latent sites whose guide term is not scored, e.g. as a deterministic relaxation)."""
 
-    @classmethod
-    def infer_shapes(cls, population, draws=(), logits=None, weights=None, **kwargs):
-        return _infer_shapes(population, draws, logits, weights)
-
 
 class MultivariateWalleniusNCHypergeometric(wallenius.MultivariateWalleniusNCHypergeometric,
-                                            TorchDistributionMixin):
+                                            _UrnLaw):
     """The multivariate Wallenius law for Pyro (see
     ``diffhypergeom.MultivariateWalleniusNCHypergeometric``); like the Fisher class here,
     score-function gradients at latent sites unless ``has_rsample_(True)``."""
 
     has_rsample = False
-
-    @classmethod
-    def infer_shapes(cls, population, draws=(), logits=None, weights=None, **kwargs):
-        return _infer_shapes(population, draws, logits, weights)
 
 
 class RandomPartition(partition.RandomPartition, TorchDistributionMixin):
@@ -115,7 +103,3 @@ class RandomPartition(partition.RandomPartition, TorchDistributionMixin):
     gradients (unbiased) unless ``has_rsample_(True)`` selects the straight-through one."""
 
     has_rsample = False
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(RandomPartition, _instance)
-        return super().expand(batch_shape, _instance=new)

@@ -39,7 +39,7 @@ def k_subset(logits: TensorLike, k: TensorLike, engine: str = "auto",
         - ``rsample(sample_shape)``: exact ``k``-hot draws ``[*sample_shape, ..., N]`` whose
           backward pass is the gradient of the exact marginals (a Hessian-vector product of the
           log-normaliser; what SIMPLE does, here with exact draws);
-        - ``sample(sample_shape)``: the same draws without a gradient (int64);
+        - ``sample(sample_shape)``: the same draws without a gradient (floating ``0``/``1``);
         - ``mean``: the exact marginals ``P(i in S)``, ``[..., N]``;
         - ``log_prob(mask)``: the exact ``log p(S)`` of ``k``-hot masks.
 
@@ -52,10 +52,7 @@ def k_subset(logits: TensorLike, k: TensorLike, engine: str = "auto",
         >>> d.rsample((3,)).sum(-1).tolist()
         [2.0, 2.0, 2.0]
     """
-    logits = as_float_tensor(logits, "logits")
-    if logits.dim() == 0:
-        raise ValueError("logits must have an item dimension: shape [..., N]")
-    population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
+    logits, population = _one_ball_each(logits)
     return MultivariateFisherNCHypergeometric(population, k, logits=logits, engine=engine,
                                               validate_args=validate_args)
 
@@ -74,9 +71,14 @@ def gumbel_top_k(logits: TensorLike, k: TensorLike, validate_args: bool | None =
         >>> round(float(d.log_prob(torch.tensor([0, 0, 1, 1])).exp()), 4)
         0.3714
     """
+    logits, population = _one_ball_each(logits)
+    return MultivariateWalleniusNCHypergeometric(population, k, logits=logits,
+                                                 validate_args=validate_args)
+
+
+def _one_ball_each(logits: TensorLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-item ``logits [..., N]`` checked, and the urn ``ones(N)`` of one ball per item."""
     logits = as_float_tensor(logits, "logits")
     if logits.dim() == 0:
         raise ValueError("logits must have an item dimension: shape [..., N]")
-    population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
-    return MultivariateWalleniusNCHypergeometric(population, k, logits=logits,
-                                                 validate_args=validate_args)
+    return logits, torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)

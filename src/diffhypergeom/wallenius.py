@@ -137,8 +137,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
 
     def marginal(self, i: int) -> torch.distributions.Categorical:
         """Exact marginal of class ``i``: a ``Categorical`` over the counts ``0..max m_i``."""
-        offset, log_probs = self.log_marginal(i)
-        del offset
+        _, log_probs = self.log_marginal(i)
         return torch.distributions.Categorical(logits=log_probs, validate_args=False)
 
     def log_marginal(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
