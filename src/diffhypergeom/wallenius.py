@@ -155,8 +155,9 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         probs = torch.nn.functional.one_hot(population[:, i], width).to(torch.float64)
         if not bool(settled.all()):
             keep = ~settled
-            marginal = quadrature.mixture_marginals(population[keep], draws[keep], log_w[keep],
-                                                    self.engine)[i]
+            mix = quadrature.mixture(population[keep], draws[keep], log_w[keep], self.engine,
+                                     marginals=True)
+            marginal = quadrature.mixture_marginals(mix)[i]
             marginal = torch.nn.functional.pad(marginal, (0, width - marginal.shape[-1]))
             probs = probs.index_put((keep.nonzero().squeeze(-1),), marginal.clamp_min(0))
         log_probs = torch.where(probs > 0, probs.clamp_min(1e-300).log(), NEG_INF)

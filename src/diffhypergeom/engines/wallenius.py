@@ -46,6 +46,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from diffhypergeom.engines.base import Urn
 from diffhypergeom.special import NEG_INF, log_binomial, log_binomial_pmf, logsumexp
 
 # the integration interval ends where the log-integrand is this far below its peak
@@ -307,6 +308,8 @@ class Mixture(NamedTuple):
         covariance: ``[B, K, c, c]`` Fisher covariances ``C`` (with ``second=True``).
         tilted_hessian: ``[B, K, c, c]`` the Hessian of ``w . mu`` in the Fisher logits, i.e.
             the third cumulants contracted with ``w`` (with ``second=True``).
+        marginals: per class, the Fisher marginals ``P_F(X_i = k)`` ``[B, K, W_i]`` and their
+            derivative along ``w``, ``(w . grad_theta) P_F`` (with ``marginals=True``).
     """
 
     log_mass: torch.Tensor
@@ -317,6 +320,7 @@ class Mixture(NamedTuple):
     population: torch.Tensor
     covariance: torch.Tensor | None = None
     tilted_hessian: torch.Tensor | None = None
+    marginals: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 def _time_grid(m: torch.Tensor, n: torch.Tensor, w: torch.Tensor, points: int, spread: float
@@ -373,13 +377,15 @@ def _node_urns(population: torch.Tensor, draws: torch.Tensor, w: torch.Tensor, v
 
 
 def mixture(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor,
-            engine: str = "auto", second: bool = False) -> Mixture:
+            engine: str = "auto", second: bool = False, marginals: bool = False) -> Mixture:
     """The Fisher mixture of ``population [B, c]`` (int64, zero where the weight is zero),
     ``draws [B]`` (below the drawable balls) and ``log_w [B, c]``: Fisher urns at every node,
     their normalisers, means and ``C w`` (by autograd; differentiable in ``log_w`` while
     gradients are recorded). The rule is refined (more points, wider) until its total is 1 to
     ``TOLERANCE``; a ``ValueError`` if it cannot be. ``second=True`` adds the Fisher
-    covariances and the Hessians of ``w . mu`` (``2 c`` more backward passes)."""
+    covariances and the Hessians of ``w . mu`` (``2 c`` more backward passes);
+    ``marginals=True`` the Fisher marginals and their derivative along ``w`` (one
+    double-backward per class)."""
     from diffhypergeom.engines import build
 
     log_w = log_w - log_w.detach().amax(-1, keepdim=True)
@@ -404,7 +410,7 @@ def mixture(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor,
             weights = w.repeat_interleave(points, 0)
             # C w, differentiable in w too (through grad_outputs) while recording
             (tilted,) = torch.autograd.grad(mean, theta, grad_outputs=weights,
-                                            create_graph=recording or second)
+                                            create_graph=recording or second or marginals)
             covariance = hessian = None
             if second:
                 covariance, hessian = (torch.stack([
@@ -412,6 +418,8 @@ def mixture(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor,
                                         create_graph=recording)[0]
                     for i in range(classes)], -2).reshape(batch, points, classes, classes)
                     for of in (mean, tilted))
+            along_w = _marginals_along(urn, theta, population, nodes.full, weights, recording) \
+                if marginals else None
         log_normalizer = urn.log_normalizer.reshape(batch, points)
         mean, tilted = mean.reshape(batch, points, classes), tilted.reshape(batch, points, classes)
         if not recording:
@@ -428,7 +436,7 @@ def mixture(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor,
         # the total, a smooth integral like the moments', is held 100 times tighter
         if bool(((total - 1).abs() <= TOLERANCE / 100).all()
                 & (edges <= TOLERANCE / 100).all()):
-            return Mixture(log_mass, mean, tilted, leave, w, m, covariance, hessian)
+            return Mixture(log_mass, mean, tilted, leave, w, m, covariance, hessian, along_w)
     raise ValueError(f"the Wallenius moments' time integral could not reach a relative error of "
                      f"{TOLERANCE:g} (its total is {total.tolist()}); please report this urn")
 
@@ -458,42 +466,37 @@ def mixture_covariance(population: torch.Tensor, draws: torch.Tensor, log_w: tor
     return moment - mean.unsqueeze(-1) * mean.unsqueeze(-2)
 
 
-def mixture_marginals(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor,
-                      engine: str = "auto") -> list[torch.Tensor]:
-    """Per class ``i`` the exact marginal ``P(X_i = k)``, ``[B, max m_i + 1]``:
-    ``integral P(S = n) E[d(X) 1{X_i = k} | S = n] du`` with ``E[d 1{X_i = k}] = (D - w . mu)
-    P_F(k) - (w . grad_theta) P_F(k)`` (``sum_j w_j E[X_j 1{X_i = k}] = (w . grad) P_F(k) +
-    (w . mu) P_F(k)`` in an exponential family), the directional derivative taken by
-    double-backward through the Fisher marginals. Differentiable in ``log_w``."""
-    from diffhypergeom.engines import build
-
-    mix = mixture(population, draws, log_w, engine)
-    batch, points = mix.log_mass.shape
-    classes = population.shape[-1]
-    log_w = log_w - log_w.detach().amax(-1, keepdim=True)
-    w = torch.where(population > 0, log_w.exp(), torch.zeros_like(log_w))
-    attempt = int(math.log2(points // MIXTURE_POINTS))
-    v, _ = _time_grid(population.to(torch.float64), draws, w.detach(), points,
-                      14.0 + 2 * attempt)
-    nodes = _node_urns(population, draws, w, v)
+def _marginals_along(urn: Urn, theta: torch.Tensor, population: torch.Tensor, full: torch.Tensor,
+                     weights: torch.Tensor, recording: bool
+                     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per class, the node urns' marginals ``[B, K, W]`` (a class rung to its last ball holds
+    all of them) and their derivative along ``weights``, ``J w``, by double-backward: the
+    vector-Jacobian product ``J^T probe`` is linear in ``probe``, so its gradient in ``probe``
+    along ``w`` is ``J w``."""
+    batch, points, classes = full.shape
     out = []
-    recording = torch.is_grad_enabled() and log_w.requires_grad
-    with torch.enable_grad():
-        theta = nodes.theta if recording else nodes.theta.detach().requires_grad_()
-        urn = build(engine, nodes.population, nodes.draws, theta)
-        weights = w.repeat_interleave(points, 0)
-        for i, window in enumerate(urn.log_marginals()):
-            width = int(population[:, i].max()) + 1 if population.numel() else 1
-            probs = window.dense(width).exp()                            # [B K, W]
-            rung = nodes.full.reshape(-1, classes)[:, i]
-            whole = torch.nn.functional.one_hot(population[:, i].repeat_interleave(points),
-                                                width).to(probs.dtype)
-            probs = torch.where(rung.unsqueeze(-1), whole, probs)
-            probe = torch.zeros_like(probs, requires_grad=True)
-            (pulled,) = torch.autograd.grad(probs, theta, grad_outputs=probe, create_graph=True)
-            (along,) = torch.autograd.grad(pulled, probe, grad_outputs=weights,
-                                           create_graph=recording)
-            terms = mix.leave.reshape(-1, 1) * probs - along
-            marginal = (mix.log_mass.reshape(-1, 1).exp() * terms).reshape(batch, points, width)
-            out.append(marginal.sum(1) if recording else marginal.sum(1).detach())
+    for i, window in enumerate(urn.log_marginals()):
+        width = int(population[:, i].max()) + 1 if population.numel() else 1
+        probs = window.dense(width).exp()                                # [B K, W]
+        whole = torch.nn.functional.one_hot(population[:, i].repeat_interleave(points),
+                                            width).to(probs.dtype)
+        probs = torch.where(full.reshape(-1, classes)[:, i].unsqueeze(-1), whole, probs)
+        probe = torch.zeros_like(probs, requires_grad=True)
+        (pulled,) = torch.autograd.grad(probs, theta, grad_outputs=probe, create_graph=True)
+        (along,) = torch.autograd.grad(pulled, probe, grad_outputs=weights,
+                                       create_graph=recording)
+        if not recording:
+            probs, along = probs.detach(), along.detach()
+        out.append((probs.reshape(batch, points, width), along.reshape(batch, points, width)))
     return out
+
+
+def mixture_marginals(mix: Mixture) -> list[torch.Tensor]:
+    """Per class ``i`` the exact marginal ``P(X_i = k)``, ``[B, max m_i + 1]``, of a mixture
+    built with ``marginals=True``: ``integral P(S = n) E[d(X) 1{X_i = k} | S = n] du`` with
+    ``E[d 1{X_i = k}] = (D - w . mu) P_F(k) - (w . grad_theta) P_F(k)`` (``sum_j w_j E[X_j
+    1{X_i = k}] = (w . grad) P_F(k) + (w . mu) P_F(k)`` in an exponential family).
+    Differentiable in ``log_w`` when the mixture is."""
+    mass = mix.log_mass.exp().unsqueeze(-1)
+    return [(mass * (mix.leave.unsqueeze(-1) * probs - along)).sum(1)
+            for probs, along in mix.marginals]
