@@ -50,7 +50,11 @@ def test_default_rsample_backward_is_g_times_the_exact_covariance(engine, popula
 
 
 def test_k_subset_batches_and_estimators():
-    logits = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    """The estimators work unchanged on k-subsets: REINFORCE-LOO's mean over 100 replicates is
+    within 5 standard errors of the exact gradient (its estimates are skewed, so fewer
+    replicates would misjudge their spread)."""
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 8, dtype=torch.float64, generator=gen).requires_grad_()
     d = k_subset(logits, torch.tensor([1, 3, 5]))
     assert d.batch_shape == (3,) and d.event_shape == (8,)
     x = d.sample((4,))
@@ -58,11 +62,12 @@ def test_k_subset_batches_and_estimators():
     f = lambda s: (s * torch.arange(8.0, dtype=s.dtype)).square().sum(-1)  # noqa: E731
     exact = torch.autograd.grad(estimators.surrogate_loss(d, f, estimator="exact"), logits)[0]
     torch.manual_seed(0)
+    replicates = 100
     estimates = torch.stack([torch.autograd.grad(estimators.surrogate_loss(
         k_subset(logits, torch.tensor([1, 3, 5])), f, num_samples=64,
-        estimator="reinforce-loo"), logits)[0] for _ in range(20)])
+        estimator="reinforce-loo"), logits)[0] for _ in range(replicates)])
     error = (estimates.mean(0) - exact).abs()
-    assert (error <= 5 * estimates.std(0) / 20**0.5 + 1e-9).all()
+    assert (error <= 5 * estimates.std(0) / replicates**0.5 + 1e-9).all()
 
 
 def test_k_subset_rejects_bad_input():

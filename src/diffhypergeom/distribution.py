@@ -290,6 +290,8 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
         if self.num_classes < TREE_MIN_CLASSES or not readable(urn.theta):
             return None
         cached = self.__dict__.get("_tree_levels")
+        if cached is None and urn.levels is not None:
+            cached = self._tree_levels = urn.levels
         if cached is None:
             population, draws = urn.population, urn.draws
             with torch.no_grad():

@@ -19,6 +19,7 @@ one interface (``base.Engine``):
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import torch
 
@@ -28,7 +29,7 @@ from diffhypergeom.engines import tree as _tree
 from diffhypergeom.engines.base import Engine, Normalizer, Urn, Window, canonical_counts
 from diffhypergeom.engines.base import readable as _readable
 from diffhypergeom.engines.fft import FFTEngine
-from diffhypergeom.engines.logspace import LogspaceEngine
+from diffhypergeom.engines.logspace import LOGSPACE_MAGNITUDE, LogspaceEngine, logit_magnitude
 
 ENGINES = ("auto", "logspace", "fft")
 _CLASSES: dict[str, type[Engine]] = {"logspace": LogspaceEngine, "fft": FFTEngine}
@@ -39,10 +40,8 @@ FFT_COST = 40.0
 FFT_BASE = 1000.0
 # Batches whose log-space work is below this go to the log-space engine without estimates.
 TINY_WORK = 1 << 20
-# The log-space tables add and subtract log-weights as large as (logit spread) * draws; above
-# LOGSPACE_MAGNITUDE their rounding (eps times that) exceeds 1e-10, and "auto" takes the FFT
-# engine, which works with tilted probabilities instead. Above MAX_MAGNITUDE float64 overflows.
-LOGSPACE_MAGNITUDE = 1e6
+# Above LOGSPACE_MAGNITUDE (logspace.logit_magnitude) "auto" takes the FFT engine, which works
+# with tilted probabilities instead. Above MAX_MAGNITUDE float64 overflows.
 # With "auto", log-space urns whose work (as above) exceeds this take the mean (the gradient of
 # A, and its Hessian-vector products in rsample's backward) from the tree's log-normaliser or
 # the FFT engine's (O(c F) for the few dozen frequencies F that the draw needs), not from the
@@ -71,23 +70,6 @@ def choose(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
     """The engine ``"auto"`` takes: the one with the smaller estimated cost."""
     costs = estimated_costs(population, draws, theta, complement, zero_weights)
     return "logspace" if costs["logspace"] <= costs["fft"] else "fft"
-
-
-def _logit_magnitude(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor
-                     ) -> float:
-    """Largest ``(max - min logit over the classes that can be drawn) * draws`` in the batch:
-    the size of the log-weights the log-space tables add and subtract."""
-    if theta.numel() == 0:
-        return 0.0
-    usable = (theta > float("-inf")) & (population > 0)
-    top = torch.where(usable, theta, torch.full_like(theta, float("-inf"))).amax(-1)
-    bottom = torch.where(usable, theta, torch.full_like(theta, float("inf"))).amin(-1)
-    spread = torch.where(usable.any(-1), top - bottom, torch.zeros_like(top))
-    magnitude = (spread.detach() * draws.to(spread.dtype)).max()
-    try:
-        return float(magnitude)
-    except RuntimeError:  # under torch.func transforms the logits' values cannot be read
-        return 0.0
 
 
 def _tiny(population: torch.Tensor, draws: torch.Tensor) -> bool:
@@ -125,16 +107,20 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
                              "saddle-point search depends on the logits' values); use "
                              "engine='logspace' or 'auto'")
         engine = "logspace"
-    magnitude = _logit_magnitude(population, draws, theta)
+    magnitude = logit_magnitude(population, draws, theta)
     if magnitude > MAX_MAGNITUDE:
         raise ValueError(f"logit differences times draws reach {magnitude:.3g}: beyond "
                          f"{MAX_MAGNITUDE:.0e} the computation overflows float64; bring the "
                          f"logits closer together (only their differences matter)")
     precise = magnitude <= LOGSPACE_MAGNITUDE
+    normalizer: Normalizer | None = None
+    if engine == "auto" and precise and _tree.whole_tables(population, draws, theta):
+        normalizer = partial(_tree.log_normalizer, return_levels=True)
     if engine == "auto" and not precise:
         name = "fft"
     elif engine != "fft" and _tiny(population, draws):
-        return Urn(population, draws, theta, LogspaceEngine, complement, zero_weights)
+        return Urn(population, draws, theta, LogspaceEngine, complement, zero_weights,
+                   normalizer)
     else:
         name = (choose(population, draws, theta, complement, zero_weights)
                 if engine == "auto" else engine)
@@ -150,8 +136,7 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
         raise ValueError(
             f"engine={name!r} would need about {needed / 2**30:,.1f} GiB for this urn "
             f"(the device has {limit / 2**30:,.1f} GiB); use engine={other!r} or 'auto'")
-    normalizer = None
-    if engine == "auto" and _readable(theta):
+    if engine == "auto" and normalizer is None:
         def normalizer(p: torch.Tensor, d: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             # chosen when the mean is asked for, not at every construction
             return _mean_normalizer(name, m, n, complement, zero_weights)(p, d, t)

@@ -34,8 +34,10 @@ from torch.utils.checkpoint import checkpoint
 
 from diffhypergeom.special import NEG_INF, times_logit
 
-# (population [B, c], draws [B], theta [B, c]) -> A [B]: the user's urns' log-normalisers
-Normalizer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# (population [B, c], draws [B], theta [B, c]) -> A [B]: the user's urns' log-normalisers,
+# or A and the sampling tree's levels (``tree.log_normalizer(..., return_levels=True)``)
+Normalizer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor],
+                      torch.Tensor | tuple[torch.Tensor, list]]
 
 # Above this many elements, an intermediate is recomputed in the backward pass instead of
 # stored (torch.utils.checkpoint).
@@ -202,6 +204,8 @@ class Urn:
         self.normalizer = normalizer if normalizer is not None else (
             lambda p, d, t: Urn(p, d, t, engine, complement, zero_weights).log_normalizer)
         self._mean: torch.Tensor | None = None
+        # the sampling tree, when the mean's normalizer built it (``tree.Level`` list)
+        self.levels: list | None = None
         m, flipped_draws, flip = canonical_counts(population, draws, theta, complement,
                                                   zero_weights)
         has = m > 0
@@ -286,6 +290,8 @@ class Urn:
             theta = self.theta if recording else self.theta.detach().requires_grad_()
             # a fresh computation: a cached A's graph may have been freed by a backward pass
             value = self.normalizer(self.population, self.draws, theta)
+            if isinstance(value, tuple):
+                value, self.levels = value
             (mean,) = torch.autograd.grad(value.sum(), theta,
                                           create_graph=recording, allow_unused=True)
         if mean is None:  # no urn depends on its logits (no class can be drawn)

@@ -27,6 +27,27 @@ from diffhypergeom.special import (
     times_logit,
 )
 
+# The tables add and subtract log-weights as large as (logit spread) * draws
+# (``logit_magnitude``); above this their rounding (eps times that) exceeds 1e-10.
+LOGSPACE_MAGNITUDE = 1e6
+
+
+def logit_magnitude(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor
+                    ) -> float:
+    """Largest ``(max - min logit over the classes that can be drawn) * draws`` in the batch:
+    the size of the log-weights the log-space tables add and subtract."""
+    if theta.numel() == 0:
+        return 0.0
+    usable = (theta > NEG_INF) & (population > 0)
+    top = torch.where(usable, theta, torch.full_like(theta, NEG_INF)).amax(-1)
+    bottom = torch.where(usable, theta, torch.full_like(theta, float("inf"))).amin(-1)
+    spread = torch.where(usable.any(-1), top - bottom, torch.zeros_like(top))
+    magnitude = (spread.detach() * draws.to(spread.dtype)).max()
+    try:
+        return float(magnitude)
+    except RuntimeError:  # under torch.func transforms the logits' values cannot be read
+        return 0.0
+
 
 def _mul_truncated(a: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     length = kernel.shape[-1]
@@ -40,9 +61,10 @@ def log_poly_mul(a: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Coefficients ``0..R-1`` of the product of two polynomials, in log space:
     ``out[r] = logsumexp_k(kernel[k] + a[r - k])`` for ``a [..., R]``, ``kernel [..., K]``.
     Costs ``O(R * K)`` per batch element."""
-    batch = torch.broadcast_shapes(a.shape[:-1], kernel.shape[:-1])
-    a = a.expand(*batch, a.shape[-1])
-    kernel = kernel.expand(*batch, kernel.shape[-1])
+    if a.shape[:-1] != kernel.shape[:-1]:
+        batch = torch.broadcast_shapes(a.shape[:-1], kernel.shape[:-1])
+        a = a.expand(*batch, a.shape[-1])
+        kernel = kernel.expand(*batch, kernel.shape[-1])
     return checkpoint_if_large(_mul_truncated, a, kernel,
                                elements=a.numel() * kernel.shape[-1])
 
@@ -60,6 +82,48 @@ def _conditional_rows(kernel: torch.Tensor, right: torch.Tensor, rows: torch.Ten
     norm = logsumexp(terms, dim=-1).unsqueeze(-1)
     out = terms - torch.where(torch.isfinite(norm), norm, torch.zeros_like(norm))
     return torch.where(torch.isfinite(norm), out, torch.full_like(out, NEG_INF))
+
+
+def product_levels(population: torch.Tensor, theta: torch.Tensor, n_max: int,
+                   width: int | None = None) -> list[torch.Tensor]:
+    """The balanced product tree of the generating functions ``G_i``, leaves first: level ``l``
+    is ``[B, 2^(L - l), W_l]``, the log-coefficients ``0 .. W_l - 1`` of each node's product
+    (classes padded with ``G = 1`` to a power of two; ``W_l = min(W_(l-1) * 2 - 1, n_max + 1)``,
+    so coefficients past ``n_max`` are dropped; ``W_0 = width``, by default ``min(max m, n_max)
+    + 1``). ``ceil(log2 c)`` batched products, differentiable twice in ``theta``."""
+    batch, classes = population.shape
+    if width is None:
+        width = min(int(population.max()) if population.numel() else 0, n_max) + 1
+    k = torch.arange(width, device=theta.device, dtype=torch.float64)
+    tables = (log_binomial_row(population.unsqueeze(-1), width)
+              + times_logit(k, theta.unsqueeze(-1)))
+    size = 1 << max(classes - 1, 0).bit_length()
+    unit = torch.full((width,), NEG_INF, dtype=torch.float64, device=theta.device)
+    unit[0] = 0.0
+    levels = [torch.cat([tables, unit.expand(batch, size - classes, width)], 1)]
+    while levels[-1].shape[1] > 1:
+        tables = levels[-1]
+        wider = min(2 * width - 1, n_max + 1)
+        left = F.pad(tables[:, 0::2], (0, wider - width), value=NEG_INF)
+        levels.append(log_poly_mul(left, tables[:, 1::2]))
+        width = wider
+    return levels
+
+
+def product_work(population: torch.Tensor, draws: torch.Tensor) -> int:
+    """Elements ``product_levels`` touches: ``sum`` over parents of ``W_parent * W_child``."""
+    if population.numel() == 0:
+        return 0
+    batch, classes = population.shape
+    n_max = int(draws.max())
+    width, nodes = min(int(population.max()), n_max) + 1, 1 << max(classes - 1, 0).bit_length()
+    work = 0
+    while nodes > 1:
+        nodes //= 2
+        wider = min(2 * width - 1, n_max + 1)
+        work += nodes * wider * width
+        width = wider
+    return work * batch
 
 
 def estimated_bytes(population: torch.Tensor, draws: torch.Tensor) -> int:
@@ -131,19 +195,9 @@ class LogspaceEngine(Engine):
 
     def _product(self) -> torch.Tensor:
         """``[B, n_max + 1]``: log-coefficients of ``prod_i G_i``, multiplied pairwise."""
-        width = max(self._widths, default=1)
-        k = self.degrees[:width]
-        tables = (log_binomial_row(self.population.unsqueeze(-1), width)
-                  + times_logit(k, self.theta.unsqueeze(-1)))
-        size = 1 << max(self.num_classes - 1, 0).bit_length()
-        unit = torch.full((width,), NEG_INF, dtype=torch.float64, device=self.device)
-        unit[0] = 0.0
-        tables = torch.cat([tables, unit.expand(self.batch, size - self.num_classes, width)], 1)
-        while tables.shape[1] > 1:
-            wider = min(2 * width - 1, self.n_max + 1)
-            left = F.pad(tables[:, 0::2], (0, wider - width), value=NEG_INF)
-            tables, width = log_poly_mul(left, tables[:, 1::2]), wider
-        return F.pad(tables[:, 0], (0, self.n_max + 1 - width), value=NEG_INF)
+        root = product_levels(self.population, self.theta, self.n_max,
+                              max(self._widths, default=1))[-1][:, 0]
+        return F.pad(root, (0, self.n_max + 1 - root.shape[-1]), value=NEG_INF)
 
     def log_prob(self, y: torch.Tensor) -> torch.Tensor:
         m = self.population.to(torch.float64)

@@ -33,7 +33,13 @@ import torch.nn.functional as F
 
 from diffhypergeom.engines.base import distinct
 from diffhypergeom.engines.fft import LAMBDA, count_window, solve_saddle, tail_halfwidth
-from diffhypergeom.engines.logspace import log_poly_mul
+from diffhypergeom.engines.logspace import (
+    LOGSPACE_MAGNITUDE,
+    log_poly_mul,
+    logit_magnitude,
+    product_levels,
+    product_work,
+)
 from diffhypergeom.special import NEG_INF, log_binomial_pmf, log_binomial_row
 
 # Largest intermediate (elements) of one level's convolutions; larger levels run in chunks.
@@ -42,8 +48,11 @@ CHUNK_ELEMENTS = 1 << 24
 NARROW = 32
 # Leaves of classes up to this size that keep all their counts take the plain binomial row.
 SMALL_CLASS = 64
-# Below this bound on a tree's work ``tree_work`` returns the bound instead of its estimate.
-TRIVIAL_WORK = float(1 << 26)
+# Trees whose untruncated log-space tables touch at most this many elements keep them whole
+# (``logspace.product_levels``): exact, and no saddle point or windows to compute.
+FULL_WORK = 1 << 24
+# Levels where (samples x parents x left window) is at most this split every node densely.
+DENSE_ELEMENTS = 1 << 20
 
 
 class Level(NamedTuple):
@@ -112,21 +121,46 @@ def build_tree(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tenso
     return levels
 
 
-def log_normalizer(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor
-                   ) -> torch.Tensor:
+def log_normalizer(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
+                   return_levels: bool = False
+                   ) -> torch.Tensor | tuple[torch.Tensor, list[Level]]:
     """``[B]``: ``A = log P0`` from the tree's root, ``-n tau + sum_i m_i softplus(theta_i +
-    tau) + log P(S = n)``, differentiable (twice) in ``theta``."""
+    tau) + log P(S = n)``, differentiable (twice) in ``theta``. With ``return_levels`` also the
+    tree's levels, detached: one tree serves the mean and the sampler."""
     levels, tilt = _build(population, draws, theta)
     root = levels[-1]
     at_root = (draws - root.lo[:, 0]).clamp(0, root.table.shape[-1] - 1)
-    return tilt + root.table[:, 0].gather(-1, at_root.unsqueeze(-1)).squeeze(-1)
+    value = tilt + root.table[:, 0].gather(-1, at_root.unsqueeze(-1)).squeeze(-1)
+    if not return_levels:
+        return value
+    return value, [Level(level.lo, level.table.detach()) for level in levels]
+
+
+def whole_tables(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor) -> bool:
+    """Whether ``build_tree`` keeps every count of every node: when that touches at most
+    ``FULL_WORK`` elements and the logits are close enough for log-space tables
+    (``LOGSPACE_MAGNITUDE``). Then the tree is the log-space engine's product tree, exact to
+    rounding."""
+    return (product_work(population, draws) <= FULL_WORK
+            and logit_magnitude(population, draws, theta) <= LOGSPACE_MAGNITUDE)
 
 
 def _build(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor
            ) -> tuple[list[Level], torch.Tensor]:
-    """The levels and ``-n tau + sum_i m_i softplus(theta_i + tau)``."""
+    """The levels and ``-n tau + sum_i m_i softplus(theta_i + tau)`` (for whole tables, which
+    are not tilted, ``n`` times the logits' shift to a largest of ``0``)."""
     batch, classes = population.shape
     m = torch.where(theta > NEG_INF, population, torch.zeros_like(population))
+    if whole_tables(m, draws, theta):
+        n_max = int(draws.max()) if draws.numel() else 0
+        present = m > 0
+        shift = torch.where(present, theta, NEG_INF).detach().amax(-1, keepdim=True)
+        shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+        tables = product_levels(m, torch.where(present, theta - shift, torch.zeros_like(theta)),
+                                n_max)
+        zero = torch.zeros(tables[0].shape[:2], dtype=torch.int64, device=theta.device)
+        levels = [Level(zero[:, : t.shape[1]], t) for t in tables]
+        return levels, draws.to(torch.float64) * shift.squeeze(-1)
     size = 1 << max(classes - 1, 0).bit_length()
     m = F.pad(m, (0, size - classes))
     theta = F.pad(torch.where(m[:, :classes] > 0, theta, torch.zeros_like(theta)),
@@ -193,6 +227,10 @@ def sample_tree(levels: list[Level], draws: torch.Tensor, num_classes: int, num_
     counts = draws.view(1, batch, 1).expand(num_samples, batch, 1)
     rows_per_node = int(draws.max()) + 1 if batch else 1
     for level in reversed(levels[:-1]):
+        if counts.numel() * level.table.shape[-1] <= DENSE_ELEMENTS:
+            split = _split_dense(level, counts)
+            counts = torch.stack([split, counts - split], dim=-1).flatten(-2)
+            continue
         s, b, v = (counts > 0).nonzero(as_tuple=True)
         r = counts[s, b, v]
         nodes = counts.shape[-1]
@@ -214,6 +252,24 @@ def sample_tree(levels: list[Level], draws: torch.Tensor, num_classes: int, num_
     return counts[..., :num_classes]
 
 
+def _split_dense(level: Level, counts: torch.Tensor) -> torch.Tensor:
+    """``[S, B, V]``: the left children's counts for parents holding ``counts [S, B, V]``,
+    every (sample, node) at once, by inverse-CDF sampling over the left child's window."""
+    left_table, right_table = level.table[:, 0::2], level.table[:, 1::2]
+    left_lo, right_lo = level.lo[:, 0::2], level.lo[:, 1::2]
+    width, right_width = left_table.shape[-1], right_table.shape[-1]
+    left = left_lo.unsqueeze(-1) + torch.arange(width, device=counts.device)
+    index = counts.unsqueeze(-1) - (left + right_lo.unsqueeze(-1))
+    inside = (index >= 0) & (index < right_width)
+    right_terms = right_table.expand(counts.shape[0], *right_table.shape).gather(
+        -1, index.clamp(0, right_width - 1))
+    scores = torch.where(inside, right_terms + left_table, torch.full_like(right_terms, NEG_INF))
+    cdf = (scores - scores.amax(-1, keepdim=True)).exp().cumsum(-1)
+    u = torch.rand(counts.shape, dtype=cdf.dtype, device=cdf.device).unsqueeze(-1)
+    j = (cdf < u * cdf[..., -1:]).sum(-1, keepdim=True).clamp_max(width - 1)
+    return torch.where(counts > 0, left.expand_as(index).gather(-1, j).squeeze(-1), 0)
+
+
 def _split_rows(level: Level, keys: torch.Tensor, nodes: int, rows_per_node: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For rows ``keys = (b * nodes + v) * rows_per_node + r`` (parent ``v`` holding ``r``
@@ -228,24 +284,22 @@ def _split_rows(level: Level, keys: torch.Tensor, nodes: int, rows_per_node: int
     right_terms = right_table[b, v].gather(-1, index.clamp(0, right_width - 1))
     scores = left_table[b, v] + torch.where(inside, right_terms,
                                             torch.full_like(right_terms, NEG_INF))
-    cdf = torch.softmax(scores, dim=-1).cumsum(-1)
+    cdf = (scores - scores.amax(-1, keepdim=True)).exp().cumsum(-1)
     return cdf / cdf[:, -1:], left
 
 
 def tree_work(population: torch.Tensor, draws: torch.Tensor) -> float:
-    """An estimate (weights taken equal, tilted windows) of the elements ``build_tree``'s
-    convolutions touch: ``sum`` over parents of ``(W_left + W_right) * W_right``; or, where it
-    is below ``TRIVIAL_WORK``, a bound that ignores the windows."""
+    """The elements ``build_tree``'s convolutions touch: up to ``FULL_WORK``, the count for
+    whole tables (the windowed tree of far-apart logits touches no more), else an estimate
+    (weights taken equal, tilted windows) of ``sum`` over parents of ``(W_left + W_right) *
+    W_right``."""
     batch, classes = population.shape
     if batch * classes == 0:
         return 0.0
+    full = product_work(population, draws)
+    if full <= FULL_WORK:
+        return float(full)
     size = 1 << max(classes - 1, 0).bit_length()
-    # a bound without the windows: a child keeps at most min(m, n) + 1 counts, so a level
-    # touches at most 2 (n + 1) (N + nodes) elements; skip the estimate when that is small
-    total, n_max = population.sum(-1).max(), draws.max()
-    bound = 2 * (float(n_max) + 1) * (float(total) + size) * (size.bit_length() - 1) * batch
-    if bound <= TRIVIAL_WORK:
-        return bound
     m = F.pad(population.to(torch.float64), (0, size - classes))
     share = (draws.to(torch.float64) / m.sum(-1).clamp_min(1)).unsqueeze(-1)
     lam = LAMBDA + torch.log(2 + (m.sum(-1, keepdim=True) * share * (1 - share)).sqrt())
