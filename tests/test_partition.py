@@ -84,6 +84,18 @@ def test_closed_forms():
     assert abs(float(two.log_prob(z)) - (size + math.log(given))) < 1e-12
 
 
+def test_empty_blocks_with_many_elements():
+    """An empty first or middle block among 9 and 12 elements (equal scores, so ``p(z | n) =
+    prod n_k! / N!``): the empty block's factor is exactly 1 (9 elements with an empty first
+    block used to fail in the quadrature)."""
+    for n in ([0, 4, 5], [4, 0, 5], [0, 5, 7], [5, 0, 7], [12, 0, 0]):
+        d = RandomPartition(torch.zeros(3, dtype=F64), torch.zeros(sum(n), dtype=F64))
+        z = torch.repeat_interleave(torch.arange(3, dtype=F64), torch.tensor(n))
+        size = float(d.sizes.log_prob(torch.tensor(n, dtype=F64)))
+        given = sum(math.lgamma(k + 1) for k in n) - math.lgamma(sum(n) + 1)
+        assert abs(float(d.log_prob(z)) - (size + given)) < 1e-12
+
+
 def test_samples_follow_the_exact_probabilities(small):
     """Chi-square of 20,000 draws over all 243 labellings; power: the same draws against the
     law with the element scores set to zero are rejected."""

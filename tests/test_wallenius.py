@@ -114,6 +114,19 @@ def test_deep_tail_against_an_exact_recursion():
     assert got < -1000 and abs(got - table[1995, 5]) < 1e-12 * abs(got)
 
 
+@pytest.mark.parametrize("classes,scale", [(2, 0.0), (9, 0.0), (9, 5.0), (40, 30.0)])
+def test_nothing_drawn_has_probability_one(classes, scale):
+    """``n = 0``: the only outcome has probability 1 and no gradient, whatever the weights (the
+    quadrature used to fail here from 9 classes on)."""
+    logits = (scale * torch.randn(classes, generator=torch.Generator().manual_seed(classes),
+                                  dtype=torch.float64)).requires_grad_()
+    d = Wallenius(torch.ones(classes, dtype=torch.int64), 0, logits=logits)
+    value = d.log_prob(torch.zeros(classes))
+    assert float(value) == 0.0
+    (grad,) = torch.autograd.grad(value, logits)
+    assert float(grad.abs().max()) == 0.0
+
+
 def test_gumbel_top_k_sets_have_their_own_law():
     """w = [1, 2, 3, 4], k = 2: P({3, 4}) = 3/10 * 4/7 + 4/10 * 3/6 = 0.3714 (Fisher: 12/35)."""
     logits = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64).log()

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("diffhypergeom.commands.bench", "sampling throughput and memory vs size"),
     "validate": ("diffhypergeom.commands.validate", "all validation studies in quick mode"),
     "weak": ("diffhypergeom.commands.weak", "weak supervision: LabelVAE vs AdaVAE vs HGVAE"),
+    "partition": ("diffhypergeom.commands.partition",
+                  "learn a planted partition: exact score function vs relaxed RandomPartition"),
 }
 
 

@@ -21,6 +21,9 @@ unbiased estimators available here (``docs/design.md`` section 5). ``ESTIMATORS`
   small supports (at most ``max_support`` points, default ``MAX_EXACT_SUPPORT``).
 
 ``f`` maps counts ``[S, *batch, c]`` (in the logits' floating dtype) to ``[S, *batch]``.
+The Wallenius law takes every estimator (its exact marginals serve ``"reinforce-cv"``);
+``"pathwise"`` and ``"reinforce-loo"`` also serve ``RandomPartition`` through its own
+``rsample`` and exact ``log_prob`` (its ``f`` maps labels ``[S, *batch, N]``).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+from torch.distributions import Distribution
 
-from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
+from diffhypergeom.base import UrnDistribution
 from diffhypergeom.support import support_points, support_size
 
 ESTIMATORS = ("pathwise", "reinforce-loo", "reinforce-cv", "exact")
@@ -48,7 +52,7 @@ CV_SHRINK = 64
 CV_CONSTANT = 100
 
 
-def surrogate_loss(dist: MultivariateFisherNCHypergeometric,
+def surrogate_loss(dist: Distribution,
                    f: Callable[[torch.Tensor], torch.Tensor], num_samples: int = 64,
                    estimator: str = "reinforce-loo", max_support: int | None = None,
                    **rsample_kwargs) -> torch.Tensor:
@@ -59,7 +63,9 @@ def surrogate_loss(dist: MultivariateFisherNCHypergeometric,
     ``"exact"``, where ``num_samples`` is not used).
 
     Args:
-        dist: the distribution (any batch shape).
+        dist: the distribution (any batch shape): an urn law (Fisher, Wallenius);
+            ``"pathwise"`` and ``"reinforce-loo"`` take any law with ``sample``, ``log_prob``
+            (and ``rsample``), e.g. ``RandomPartition``.
         f: counts ``[S, *batch, c]`` to values ``[S, *batch]``.
         num_samples: draws per urn.
         estimator: one of ``ESTIMATORS``.
@@ -74,6 +80,9 @@ def surrogate_loss(dist: MultivariateFisherNCHypergeometric,
         raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
     if rsample_kwargs and estimator != "pathwise":
         raise ValueError(f"{sorted(rsample_kwargs)} only apply to estimator='pathwise'")
+    if estimator in ("reinforce-cv", "exact") and not isinstance(dist, UrnDistribution):
+        raise ValueError(f"estimator={estimator!r} needs an urn law (its exact marginals and "
+                         f"support), got {type(dist).__name__}; use 'reinforce-loo'")
     if estimator == "pathwise":
         values = _evaluate(f, dist.rsample((num_samples,), **rsample_kwargs))
         return values.mean(0).sum()
@@ -95,13 +104,13 @@ def _evaluate(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tor
     return values
 
 
-def _reinforce_loo(dist: MultivariateFisherNCHypergeometric,
-                   f: Callable[[torch.Tensor], torch.Tensor], num_samples: int) -> torch.Tensor:
-    x = dist.sample((num_samples,)).to(dist.logits.dtype)
+def _reinforce_loo(dist: Distribution, f: Callable[[torch.Tensor], torch.Tensor],
+                   num_samples: int) -> torch.Tensor:
+    x = dist.sample((num_samples,))
     values = _evaluate(f, x)
     centred = values.detach()
     baseline = (centred.sum(0, keepdim=True) - centred) / (num_samples - 1)
-    log_prob = dist.log_prob(x)  # its gradient in the logits is the exact score x - E[X]
+    log_prob = dist.log_prob(x)  # for the Fisher law its gradient is the exact score x - E[X]
     score_term = (centred - baseline) * (log_prob - log_prob.detach())
     return (values + score_term).mean(0).sum()
 
@@ -133,7 +142,7 @@ class _Fit(NamedTuple):
     kappa: torch.Tensor
 
 
-def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
+def _reinforce_cv(dist: UrnDistribution,
                   f: Callable[[torch.Tensor], torch.Tensor], num_samples: int) -> torch.Tensor:
     """REINFORCE with a leave-one-out control variate whose expectation is known exactly.
 
@@ -170,7 +179,7 @@ def _reinforce_cv(dist: MultivariateFisherNCHypergeometric,
     return values.mean(0).sum() + extra.to(values.dtype)
 
 
-def _cv_features(dist: MultivariateFisherNCHypergeometric, x: torch.Tensor,
+def _cv_features(dist: UrnDistribution, x: torch.Tensor,
                  mean: torch.Tensor) -> _Features:
     """The features of the draws ``x`` ``[B, S, c]``, standardised with ``dist``'s detached
     moments; ``mean`` ``[B, c]`` (with its gradient) gives ``E_theta`` of the standardised
@@ -185,7 +194,7 @@ def _cv_features(dist: MultivariateFisherNCHypergeometric, x: torch.Tensor,
     return _Features(x, z, _score_weights(x, mu, sd), kappa_z, kappa_p)
 
 
-def _marginal_probabilities(dist: MultivariateFisherNCHypergeometric,
+def _marginal_probabilities(dist: UrnDistribution,
                             x: torch.Tensor) -> torch.Tensor:
     """``sum_i P(X_i = x_i)`` for each draw ``x`` ``[B, S, c]``, from the exact marginals (with
     their gradient); a count outside a marginal's range adds zero."""
@@ -254,7 +263,7 @@ def _fit_group(features: _Features, v: torch.Tensor, group: slice, num_samples: 
     return _Fit(loo, beta, kappa)
 
 
-def _exact(dist: MultivariateFisherNCHypergeometric, f: Callable[[torch.Tensor], torch.Tensor],
+def _exact(dist: UrnDistribution, f: Callable[[torch.Tensor], torch.Tensor],
            limit: int) -> torch.Tensor:
     c = dist.num_classes
     populations = dist.population.reshape(-1, c)

@@ -179,7 +179,8 @@ def log_prob(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor) -> torch.Ten
     rest = m - x
     log_d = logsumexp(torch.where(rest > 0, log_w + rest.clamp_min(1).log(),
                                   torch.full_like(log_w, NEG_INF)), -1)
-    settled = ~torch.isfinite(log_d)  # every drawable ball drawn: p = 1 on the support
+    # every drawable ball drawn, or none: p = 1 on the support
+    settled = ~torch.isfinite(log_d) | (x.detach().sum(-1) == 0)
     if bool(settled.any()):
         # computed as a benign urn (one class, one ball, nothing drawn: p = 1), so that no
         # infinite intermediate reaches the gradient through the final where
