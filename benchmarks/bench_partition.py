@@ -7,12 +7,16 @@ on its own inputs, printed as a markdown table.
 folders; DRPM imports ``mvhg.pt_fmvhg``); without them only this library's rows are printed.
 Both models get the same parameters: ``B`` batches of ``N`` element scores and ``K`` size
 logits (standard normal; by default ``B = 256``, ``N = 256``, ``K = 10``, DRPM's clustering
-experiment). DRPM runs on the CPU with its defaults (``hard`` samples, ``temperature = 1e-2``).
+experiment). DRPM runs on the CPU with hard samples at ``--drpm-temperature`` (default 0.5, the
+final temperature of its clustering experiment, which starts at 1), in batches of
+``--drpm-batch`` (default 8): its shift matrices hold ``B (N + 1) N^2`` floats, 17 GB at
+``B = N = 256``. Times are therefore given per partition.
 
 Rows:
 
-- *invalid partitions*: draws in which some element is in no block or in two (DRPM's clustering
-  code retries those up to 5 times; here every draw is counted);
+- *invalid partitions*: among ``--validity-draws`` draws, those in which some element is in
+  no block or in two (DRPM's clustering code retries those up to 5 times; here every draw is
+  counted);
 - *log p above the exact value*: for DRPM's valid draws, ``log p`` from this library's exact
   ``log_prob`` against (a) the upper bound ``log p(n) + sum_k log n_k! + max_pi log PL(pi)``
   (with the exact size law; the max is over the orders consistent with the labels: each block's
@@ -63,37 +67,52 @@ def upper_bound(dist: RandomPartition, labels: torch.Tensor) -> torch.Tensor:
     return dist.sizes.log_prob(sizes).to(F64) + torch.lgamma(sizes + 1).sum(-1) + log_pl
 
 
+def _valid(part: torch.Tensor) -> torch.Tensor:
+    """``[B]``: whether each hard assignment ``[B, K, N]`` puts every element in one block."""
+    return (part.sum(1) == 1).all(-1) & ((part == 0) | (part == 1)).all(-1).all(-1)
+
+
 def our_rows(size_logits: torch.Tensor, scores: torch.Tensor, cost: torch.Tensor,
-             repeats: int) -> dict[str, str]:
+             repeats: int, validity_draws: int) -> dict[str, str]:
     dist = RandomPartition(size_logits, scores)
-    labels = dist.sample()
-    blocks = torch.arange(size_logits.shape[-1])
-    invalid = int(((labels < 0) | (labels >= len(blocks))).any(-1).sum())
+    batch, blocks = size_logits.shape
+    labels = dist.sample((max(1, -(-validity_draws // batch)),))
+    invalid = int(((labels < 0) | (labels >= blocks) | (labels != labels.round())).any(-1).sum())
+    drawn, labels = labels.shape[0] * batch, labels[0]
 
     def step() -> None:
         s, e = size_logits.clone().requires_grad_(), scores.clone().requires_grad_()
         x = RandomPartition(s, e).rsample_one_hot(temperature=0.5)
         (x * cost).sum().backward()
 
-    return {"invalid": f"{invalid} of {labels.shape[0]}",
-            "sample": f"{1e3 * best(dist.sample, repeats):.1f} ms",
-            "step": f"{1e3 * best(step, repeats):.1f} ms",
-            "log_prob": f"{1e3 * best(lambda: dist.log_prob(labels), repeats):.1f} ms",
+    per = 1e3 / batch
+    return {"invalid": f"{invalid} of {drawn}",
+            "sample": f"{per * best(dist.sample, repeats):.2f} ms",
+            "step": f"{per * best(step, repeats):.2f} ms",
+            "log_prob": f"{per * best(lambda: dist.log_prob(labels), repeats):.2f} ms",
             "bound": "exact", "returned": "exact"}
 
 
 def drpm_rows(size_logits: torch.Tensor, scores: torch.Tensor, cost: torch.Tensor,
-              repeats: int, drpm: str, mvhg: str) -> dict[str, str]:
+              repeats: int, drpm: str, mvhg: str, batch: int, temperature: float,
+              validity_draws: int) -> dict[str, str]:
     sys.path[:0] = [mvhg, drpm]
     from drpm.diff_rand_part_model import RandPart
 
-    blocks = size_logits.shape[-1]
-    model = RandPart(blocks, device="cpu")
+    size_logits, scores, cost = size_logits[:batch], scores[:batch], cost[:batch]
+    model = RandPart(size_logits.shape[-1], device="cpu")
+
+    def forward(s: torch.Tensor, e: torch.Tensor) -> tuple:
+        return model(e, s, temperature=temperature)
+
+    invalid, seen = 0, 0
     with torch.no_grad():
-        part, _, _, _, sizes, log_p_mvhg, log_p_pi = model(scores.float(), size_logits.float())
-    hard = part.detach()                                                   # [B, K, N]
-    valid = ((hard.sum(1) == 1).all(-1) & ((hard == 0) | (hard == 1)).all(-1).all(-1))
-    labels = hard.argmax(1).to(F64)[valid]
+        while seen < validity_draws:
+            invalid += int((~_valid(forward(size_logits.float(), scores.float())[0])).sum())
+            seen += batch
+        part, _, _, _, _, log_p_mvhg, log_p_pi = forward(size_logits.float(), scores.float())
+    valid = _valid(part)
+    labels = part.argmax(1).to(F64)[valid]
     exact = RandomPartition(size_logits[valid], scores[valid])
     truth = exact.log_prob(labels).to(F64)
     bound_gap = upper_bound(exact, labels) - truth
@@ -101,17 +120,18 @@ def drpm_rows(size_logits: torch.Tensor, scores: torch.Tensor, cost: torch.Tenso
 
     def sample() -> None:
         with torch.no_grad():
-            model(scores.float(), size_logits.float())
+            forward(size_logits.float(), scores.float())
 
     def step() -> None:
         s = size_logits.float().clone().requires_grad_()
         e = scores.float().clone().requires_grad_()
-        x = model(e, s)[0]                                                 # [B, K, N]
+        x = forward(s, e)[0]                                               # [B, K, N]
         (x.transpose(-1, -2) * cost.float()).sum().backward()
 
-    return {"invalid": f"{int((~valid).sum())} of {len(valid)}",
-            "sample": f"{1e3 * best(sample, repeats):.1f} ms",
-            "step": f"{1e3 * best(step, repeats):.1f} ms",
+    per = 1e3 / batch
+    return {"invalid": f"{invalid} of {seen}",
+            "sample": f"{per * best(sample, repeats):.2f} ms",
+            "step": f"{per * best(step, repeats):.2f} ms",
             "log_prob": "none (its get_log_prob raises NameError)",
             "bound": f"{float(bound_gap.mean()):.1f} (min {float(bound_gap.min()):.2f})",
             "returned": f"{float(returned_gap.mean()):+.1f} (range {float(returned_gap.min()):+.1f}"
@@ -125,6 +145,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="B, partitions per batch")
     parser.add_argument("--elements", type=int, default=256, help="N, elements per partition")
     parser.add_argument("--blocks", type=int, default=10, help="K, blocks per partition")
+    parser.add_argument("--drpm-batch", type=int, default=8,
+                        help="DRPM's batch (its memory grows as B N^3)")
+    parser.add_argument("--drpm-temperature", type=float, default=0.5,
+                        help="DRPM's temperature (its clustering experiment anneals 1 -> 0.5)")
+    parser.add_argument("--validity-draws", type=int, default=64,
+                        help="draws of each model checked for valid partitions")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (best)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--seed", type=int, default=0, help="seed of the parameters")
@@ -135,18 +161,22 @@ def main() -> None:
     scores = torch.randn(args.batch, args.elements, generator=gen, dtype=F64)
     cost = torch.randn(args.batch, args.elements, args.blocks, generator=gen, dtype=F64)
     torch.manual_seed(args.seed)
-    columns = {"diffhypergeom": our_rows(size_logits, scores, cost, args.repeats)}
+    columns = {"diffhypergeom": our_rows(size_logits, scores, cost, args.repeats,
+                                         args.validity_draws)}
     if args.drpm and args.mvhg:
         columns["DRPM"] = drpm_rows(size_logits, scores, cost, args.repeats, args.drpm,
-                                    args.mvhg)
+                                    args.mvhg, args.drpm_batch, args.drpm_temperature,
+                                    args.validity_draws)
     labels = {"invalid": "invalid partitions among the draws",
               "bound": "upper bound - exact log p (mean)",
               "returned": "returned log p - exact log p (mean)",
-              "sample": "a batch of draws", "step": "training step (draws, backward)",
-              "log_prob": "exact log_prob of a batch"}
+              "sample": "draws, per partition", "step": "training step, per partition",
+              "log_prob": "exact log_prob, per partition"}
+    drpm = (f"DRPM from {args.drpm} in batches of {args.drpm_batch} at temperature "
+            f"{args.drpm_temperature}" if "DRPM" in columns else
+            "DRPM skipped (pass --drpm and --mvhg)")
     print(f"B = {args.batch}, N = {args.elements}, K = {args.blocks}; torch {torch.__version__}, "
-          f"{args.threads} threads; DRPM {'from ' + args.drpm if 'DRPM' in columns else 'skipped'}"
-          f" (pass --drpm and --mvhg)")
+          f"{args.threads} threads; {drpm}")
     print()
     print("| | " + " | ".join(columns) + " |")
     print("|---|" + "---|" * len(columns))
