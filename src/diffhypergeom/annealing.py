@@ -1,4 +1,4 @@
-"""Temperature annealing for relaxed samplers (``docs/design.md`` section 2).
+"""Temperature annealing for relaxed samplers (``docs/design/index.md`` section 2).
 
 The paper's schedule: ``tau_t = tau_init * exp(-r t)`` with
 ``r = (log tau_init - log tau_final) / num_steps``, held at ``tau_final`` after ``num_steps``

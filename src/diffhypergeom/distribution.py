@@ -43,7 +43,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
 
     ``n`` balls are drawn together from an urn of ``m_i`` balls of class ``i``, biased by the
     weights ``w_i``: ``p(x) = prod_i C(m_i, x_i) w_i^x_i / P0`` on ``0 <= x_i <= m_i``,
-    ``sum_i x_i = n`` (``docs/design.md`` section 1).
+    ``sum_i x_i = n`` (``docs/design/index.md`` section 1).
 
     Args:
         population: ``[..., c]`` balls per class ``m`` (non-negative integers).

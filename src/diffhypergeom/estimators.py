@@ -5,7 +5,7 @@
 
 The MFNCH is an exponential family in ``theta = logits`` with sufficient statistic ``x``, so the
 score of a draw is exactly ``x - E[X]`` (``log_prob``'s gradient): an exact score is what makes
-unbiased estimators available here (``docs/design.md`` section 5). ``ESTIMATORS``:
+unbiased estimators available here (``docs/design/index.md`` section 5). ``ESTIMATORS``:
 
 - ``"pathwise"``: ``rsample`` with the library's defaults (exact draws carrying the gradient of
   the exact mean; ``rsample``'s keywords pass through): low spread, exact for linear ``f``,

@@ -9,7 +9,7 @@ what is left:
     p(x) = prod_{i<c} C(m_i, x_i) w_i^x_i C(M_i, r_i - x_i) W_i^(r_i - x_i) / Z_i(r_i),
     r_1 = n,  r_{i+1} = r_i - x_i,  x_c = r_c.
 
-It equals the multivariate Fisher law only when all weights are equal (``docs/design.md``,
+It equals the multivariate Fisher law only when all weights are equal (``docs/design/index.md``,
 "The paper's sampler"); it depends on the class order. It is the baseline the library is
 compared with, so it keeps its own ``log_prob`` and sampler.
 """

@@ -1,4 +1,4 @@
-"""Sequential samplers over conditional rows (``docs/design.md`` sections 1 and 2).
+"""Sequential samplers over conditional rows (``docs/design/index.md`` sections 1 and 2).
 
 Both samplers walk the classes in order. Class ``i`` takes a count ``k`` from the row
 ``(b, r)`` of its conditional (an engine's ``conditional(i, rows)``: a ``Window`` of

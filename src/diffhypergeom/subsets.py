@@ -1,4 +1,4 @@
-"""k-subsets: the multivariate Fisher law with one ball per item (``docs/design.md``,
+"""k-subsets: the multivariate Fisher law with one ball per item (``docs/design/index.md``,
 section 6).
 
 With ``m_i = 1`` and ``n = k`` the MFNCH is the law of a random subset ``S`` of size ``k``,

@@ -15,7 +15,7 @@ from:
 
 A ``Window`` holds log-probabilities over ``k = offset + j``, ``j < width``: the log-space engine
 returns whole rows (``offset = 0``), the FFT engine only the terms that can matter. ``Urn`` maps
-a user's urn to the canonical one and the results back (``docs/design.md`` section 4):
+a user's urn to the canonical one and the results back (``docs/design/index.md`` section 4):
 
 - a class of weight zero is never drawn: its population counts as 0;
 - complement: ``x -> m - x`` maps ``MFNCH(m, n, w)`` to ``MFNCH(m, N - n, 1/w)``, so ``n > N/2``

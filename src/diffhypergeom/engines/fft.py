@@ -1,5 +1,5 @@
 """The tilted-FFT engine: cost that grows with the spread of the draw, not with ``n * N``
-(``docs/design.md`` section 4).
+(``docs/design/index.md`` section 4).
 
 The MFNCH is a vector of independent binomials conditioned on its sum: for any tilt ``tau``, with
 ``p_i = sigmoid(theta_i + tau)`` and ``X_i ~ Bin(m_i, p_i)`` independent, ``S = sum_i X_i``,

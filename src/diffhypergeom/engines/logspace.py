@@ -1,4 +1,4 @@
-"""The log-space engine: exact generating-function tables (``docs/design.md`` section 1).
+"""The log-space engine: exact generating-function tables (``docs/design/index.md`` section 1).
 
 For class ``i``, ``G_i(t) = sum_k C(m_i, k) exp(k theta_i) t^k = (1 + w_i t)^m_i``. Polynomials
 are stored as log-coefficients truncated to degree ``n_max`` (the largest draw in the batch):

@@ -1,4 +1,4 @@
-"""The log-depth exact sampler: a balanced binary tree over the classes (``docs/design.md``,
+"""The log-depth exact sampler: a balanced binary tree over the classes (``docs/design/index.md``,
 section 6).
 
 Split the classes into a balanced binary tree; for a node with class set ``A`` let

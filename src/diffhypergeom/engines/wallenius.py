@@ -13,7 +13,7 @@ visited). With ``u = e^v`` the log-integrand
 
     h(v) = v + log d + sum_i log Bin(x_i; m_i, 1 - exp(-w_i e^v))
 
-is concave in ``v`` (``docs/design.md``, section 6), so it has one peak, found by safeguarded
+is concave in ``v`` (``docs/design/index.md``, section 6), so it has one peak, found by safeguarded
 Newton steps, and falls off on both sides at least as fast as its tangents.
 
 - ``log_prob``: Gauss-Legendre quadrature of ``exp(h)`` on each side of the peak, over the
