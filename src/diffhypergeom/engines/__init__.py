@@ -157,7 +157,7 @@ def _mean_normalizer(name: str, m: torch.Tensor, n: torch.Tensor, complement: bo
         fft_work = FFT_GRADIENT_COST * m.shape[-1] * float(
             _fft.widest_window(m.sum(-1, keepdim=True), n, _fft.LAMBDA).max()) * m.shape[0]
         if _tree.tree_work(m, n) <= fft_work:
-            return _tree.log_normalizer
+            return partial(_tree.log_normalizer, return_levels=True)
     return lambda p, d, t: Urn(p, d, t, engine, complement, zero_weights).log_normalizer
 
 
