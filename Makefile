@@ -1,18 +1,20 @@
-# Two entry points: `make demo` (the main job on its embedded default) and `make test`.
-# Both create .venv and install the package with its extras; torch is pinned to the CPU build
-# that the development machines carry, so that pip does not fetch a CUDA build.
+# Two entry points: `make demo` (the main job on its embedded default) and `make test`;
+# `make docs` builds the documentation site (docs/_build/html) and runs its doctests.
+# All three create .venv and install the package with its extras; torch is pinned to the CPU
+# build that the development machines carry, so that pip does not fetch a CUDA build.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DOCS_STAMP := $(VENV)/.docs-installed-stamp
 
-.PHONY: demo test install lint clean
+.PHONY: demo test install lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,experiments]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,experiments,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,5 +29,13 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(BIN)/sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info docs/_build docs/examples docs/sg_execution_times.rst

@@ -324,13 +324,13 @@ def test_values_have_the_floating_dtype_of_the_logits():
 
 
 # ------------------------------------------------------------------ documentation
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guide" / "index.md"
 
 
-@pytest.mark.parametrize("where", ["README", "docstring"])
+@pytest.mark.parametrize("where", ["guide", "docstring"])
 def test_examples_run_and_print_the_exact_evidence(where, capsys):
-    if where == "README":
-        section = README.read_text().split("### Pyro", 1)[1].split("\n## ", 1)[0]
+    if where == "guide":
+        section = GUIDE.read_text().split("## Pyro", 1)[1].split("\n## ", 1)[0]
         code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     else:
         code = textwrap.dedent(dh_pyro.__doc__.split("::\n", 1)[1])

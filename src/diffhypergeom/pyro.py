@@ -4,7 +4,7 @@
 ``MultivariateFisherNCHypergeometric``, ``MultivariateWalleniusNCHypergeometric``,
 ``MergedFisherNCHypergeometric`` and ``RelaxedMultivariateFisherNCHypergeometric`` here are
 the core classes of the same names (same
-constructor, law, shapes and members) made ``TorchDistributionMixin``s: they can be called
+constructor, law, shapes and members) made ``TorchDistributionMixin``\\ s: they can be called
 (``d()``), so they work at latent ``pyro.sample`` sites, and have ``to_event``, ``mask`` and
 ``expand_by``; ``expand`` returns the same class.
 

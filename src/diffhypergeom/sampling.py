@@ -7,9 +7,9 @@ last class takes what is left. Only the rows that some sample visits are compute
 and shared by all samples in them. Per sample the work is the width of the windows: ``O(m_i)``
 with the log-space engine, ``O(sigma_i)`` with the FFT engine.
 
-``sample`` and ``rsample`` run eagerly inside ``torch.compile``d code (the distribution's methods
-are ``torch.compiler.disable``d): which rows exist depends on the draws, and Inductor (torch
-2.13) fails on the relaxed sampler's surroundings with an internal pattern-matcher error
+``sample`` and ``rsample`` run eagerly inside ``torch.compile``\\ d code (the distribution's
+methods are ``torch.compiler.disable``\\ d): which rows exist depends on the draws, and Inductor
+(torch 2.13) fails on the relaxed sampler's surroundings with an internal pattern-matcher error
 (``BackendCompilerFailed ... slice_shape``). Under ``torch.func``
 transforms they compute every row instead of the visited ones.
 """

@@ -3,7 +3,7 @@ section 6).
 
 With ``m_i = 1`` and ``n = k`` the MFNCH is the law of a random subset ``S`` of size ``k``,
 
-    p(S) = prod_{i in S} w_i / e_k(w),   |S| = k,
+    ``p(S) = prod_{i in S} w_i / e_k(w),   |S| = k,``
 
 (``e_k`` the elementary symmetric polynomial): the conditional Poisson design of survey
 sampling, the k-subset distribution of SIMPLE (Ahmed et al. 2023) and SFESS (Wijk et al. 2025).

@@ -1,0 +1,174 @@
+"""Sphinx configuration of the diffhypergeom documentation.
+
+Build (warnings are errors):
+
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+    sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
+
+or ``make docs``. The build needs no network: MathJax is served from ``_static/mathjax`` and
+there is no intersphinx. The gallery runs ``examples/plot_*.py`` (sphinx-gallery); set
+``DIFFHYPERGEOM_DOCS_QUICK=1`` for short runs of the examples, or pass ``-D plot_gallery=0``
+to build the gallery pages without running them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT / "src"))  # the checkout, also when the package is not installed
+
+import diffhypergeom  # noqa: E402
+
+project = "diffhypergeom"
+author = "diffhypergeom contributors"
+copyright = "diffhypergeom contributors"  # noqa: A001
+release = diffhypergeom.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.doctest",
+    "sphinx.ext.viewcode",
+    "myst_parser",
+    "sphinx_gallery.gen_gallery",
+]
+# No sphinx.ext.intersphinx: it fetches the inventories of other projects over the network.
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "design.md",  # the old design notes, being moved to design/index.md
+    "sg_execution_times.rst",
+    "examples/*.ipynb",
+    "examples/*.py",
+    "examples/*.md5",
+    "examples/*.zip",
+    "examples/*.codeobj.json",
+    "_static",
+]
+templates_path: list[str] = []
+
+# -- autodoc / napoleon ----------------------------------------------------------------------
+autodoc_default_options = {
+    "members": True,
+    "show-inheritance": True,
+    "member-order": "bysource",
+}
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
+autodoc_preserve_defaults = True
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+napoleon_custom_sections = [("Members", "notes_style")]
+# The docstrings name code in ``double backquotes``, not in roles: nothing to resolve.
+nitpicky = False
+
+# -- doctest ---------------------------------------------------------------------------------
+# Only the explicit ``.. doctest::`` blocks run (the index page's example); the ``>>>`` blocks
+# of the docstrings are illustrations (some use names defined in the prose around them).
+doctest_test_doctest_blocks = ""
+doctest_global_setup = """
+import torch
+torch.manual_seed(0)
+"""
+
+# -- MyST (the markdown pages: results/, design/) ---------------------------------------------
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+# -- math: MathJax 3 from the site itself, so formulas render offline --------------------------
+mathjax_path = "mathjax/tex-mml-chtml.js"
+
+# -- sphinx-gallery --------------------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": str(ROOT / "examples"),
+    "gallery_dirs": str(DOCS / "examples"),
+    "filename_pattern": r"/plot_",
+    "ignore_pattern": r"__init__\.py",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "matplotlib_animations": False,
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+    "show_memory": False,
+    "min_reported_time": 1,
+    "abort_on_example_error": True,
+}
+
+# -- HTML ------------------------------------------------------------------------------------
+try:
+    import furo  # noqa: F401
+
+    html_theme = "furo"
+except ImportError:  # pragma: no cover - the docs extra installs furo
+    html_theme = "alabaster"
+html_title = f"diffhypergeom {release}"
+html_static_path = ["_static"]
+html_show_sourcelink = False
+
+# The gallery runs its scripts with a non-interactive backend.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+# -- the command line's help texts (api/cli.rst) ----------------------------------------------
+def _cli_help_nodes() -> list:
+    """A rubric and a literal block of ``--help`` for the parser and every (nested) command."""
+    import argparse
+
+    from docutils import nodes
+
+    from diffhypergeom.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> list:
+        block = nodes.literal_block(text=parser.format_help())
+        block["language"] = "text"
+        out = [nodes.rubric(text=name), block]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    out += walk(sub, f"{name} {sub_name}")
+        return out
+
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "88"
+    try:
+        return walk(build_parser(), "diffhypergeom")
+    finally:
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
+
+
+def _skip_tuple_fields(app, what, name, obj, skip, options):
+    """Leave out the fields of ``NamedTuple`` classes as autodoc lists them ("Alias for field
+    number 0"): their docstrings' ``Attributes:`` sections document them already."""
+    if (getattr(obj, "__doc__", None) or "").startswith("Alias for field number"):
+        return True
+    return None
+
+
+def setup(app):
+    from docutils.parsers.rst import Directive
+
+    app.connect("autodoc-skip-member", _skip_tuple_fields)
+
+    class CliHelp(Directive):
+        has_content = False
+
+        def run(self):
+            return _cli_help_nodes()
+
+    app.add_directive("diffhypergeom-cli-help", CliHelp)
+    return {"parallel_read_safe": True}
