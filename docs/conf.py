@@ -74,9 +74,9 @@ napoleon_custom_sections = [("Members", "notes_style")]
 nitpicky = False
 
 # -- doctest ---------------------------------------------------------------------------------
-# Only the explicit ``.. doctest::`` blocks run (the index page's example); the ``>>>`` blocks
-# of the docstrings are illustrations (some use names defined in the prose around them).
-doctest_test_doctest_blocks = ""
+# The explicit ``.. doctest::`` blocks (the index page's example) and every ``>>>`` block of
+# the docstrings the API pages show run as doctests.
+doctest_test_doctest_blocks = "default"
 doctest_global_setup = """
 import torch
 torch.manual_seed(0)

@@ -13,7 +13,13 @@ import math
 def exponential_temperature(step: int, tau_init: float, tau_final: float,
                             num_steps: int) -> float:
     """Temperature at ``step`` of the exponential schedule from ``tau_init`` to ``tau_final``
-    over ``num_steps`` steps (``tau_final`` from then on)."""
+    over ``num_steps`` steps (``tau_final`` from then on).
+
+    Example:
+        >>> from diffhypergeom.annealing import exponential_temperature
+        >>> [round(exponential_temperature(t, 1.0, 0.25, 100), 4) for t in (0, 50, 100, 200)]
+        [1.0, 0.5, 0.25, 0.25]
+    """
     if not (tau_init > 0 and tau_final > 0):
         raise ValueError(f"tau_init and tau_final must be > 0, got {tau_init}, {tau_final}")
     if step < 0:

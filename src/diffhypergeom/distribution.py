@@ -76,6 +76,19 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
     limits (``w -> 0+``), from one first-order mixture (``_zero_weight_tangent``). Infinite
     limits are reported as 0: the entropy's and the KL divergence's (``w log w``), and a
     marginal's at a count of probability zero that becomes possible (in log space).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom import MultivariateFisherNCHypergeometric
+        >>> urn = dict(population=torch.tensor([4, 5, 6]), draws=7,
+        ...            weights=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64))
+        >>> d = MultivariateFisherNCHypergeometric(**urn)
+        >>> d.mean
+        tensor([1.9046, 3.2862, 1.8092], dtype=torch.float64)
+        >>> round(float(d.log_prob(torch.tensor([2.0, 4.0, 1.0]))), 4)
+        -1.8608
+        >>> d.sample((3,)).sum(-1)
+        tensor([7., 7., 7.], dtype=torch.float64)
     """
 
     has_rsample = True

@@ -1,7 +1,18 @@
 """Gradient estimators of ``d/dtheta E_{X ~ p_theta}[f(X)]`` for the MFNCH, behind one call.
 
+    >>> import torch
+    >>> from diffhypergeom import MultivariateFisherNCHypergeometric
+    >>> from diffhypergeom.estimators import surrogate_loss
+    >>> logits = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    >>> dist = MultivariateFisherNCHypergeometric(torch.tensor([4, 5, 6]), 7, logits=logits)
+    >>> f = lambda x: x[..., 0]  # E[f] = E[x_0]
     >>> loss = surrogate_loss(dist, f, num_samples=64, estimator="reinforce-loo")
     >>> loss.backward()  # gradients reach dist's logits, and f's own parameters
+    >>> exact = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    >>> surrogate_loss(MultivariateFisherNCHypergeometric(torch.tensor([4, 5, 6]), 7,
+    ...                logits=exact), f, estimator="exact").backward()
+    >>> exact.grad  # Cov(X)[0]: the gradient reinforce-loo estimates without bias
+    tensor([ 0.7822, -0.3556, -0.4267], dtype=torch.float64)
 
 The MFNCH is an exponential family in ``theta = logits`` with sufficient statistic ``x``, so the
 score of a draw is exactly ``x - E[X]`` (``log_prob``'s gradient): an exact score is what makes

@@ -46,6 +46,17 @@ class MergedFisherNCHypergeometric(UrnDistribution):
           have at most ``max_support`` points (``ValueError`` beyond: estimate them from
           ``sample`` instead);
         - ``enumerate_support``: the support, shared with the Fisher law.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom import MergedFisherNCHypergeometric
+        >>> urn = dict(population=torch.tensor([4, 5, 6]), draws=7,
+        ...            weights=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64))
+        >>> d = MergedFisherNCHypergeometric(**urn)
+        >>> d.mean  # not the Fisher law's [1.9046, 3.2862, 1.8092]
+        tensor([1.7365, 3.3636, 1.8999], dtype=torch.float64)
+        >>> round(float(d.log_prob(torch.tensor([2.0, 4.0, 1.0]))), 4)
+        -1.9191
     """
 
     has_rsample = True

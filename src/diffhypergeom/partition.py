@@ -64,6 +64,18 @@ class RandomPartition(Distribution):
     about ``sd / 64``), and ``kl_divergence`` between two of them (the same kind of estimate).
     The score-function estimators of ``diffhypergeom.estimators`` work
     through the exact ``log_prob`` (unbiased).
+
+    Example:
+        >>> import itertools
+        >>> import torch
+        >>> from diffhypergeom import RandomPartition
+        >>> d = RandomPartition(torch.zeros(2, dtype=torch.float64),
+        ...                     torch.tensor([2.0, 0.0, -1.0], dtype=torch.float64))
+        >>> round(float(d.log_prob(torch.tensor([0.0, 0.0, 1.0])).exp()), 4)
+        0.3265
+        >>> every = torch.tensor(list(itertools.product(range(2), repeat=3)), dtype=torch.float64)
+        >>> round(float(d.log_prob(every).exp().sum()), 12)  # all 2^3 labellings
+        1.0
     """
 
     arg_constraints = {"size_logits": constraints.real_vector,

@@ -52,6 +52,16 @@ class RelaxedMultivariateFisherNCHypergeometric(UrnDistribution):
     score soft counts with the exact law's continuous extension,
     ``MultivariateFisherNCHypergeometric(..., validate_args=False).log_prob(x)``, which is not
     this law's density.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom import RelaxedMultivariateFisherNCHypergeometric
+        >>> urn = dict(population=torch.tensor([4, 5, 6]), draws=7,
+        ...            weights=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64))
+        >>> d = RelaxedMultivariateFisherNCHypergeometric(**urn, temperature=0.5)
+        >>> y = d.rsample((2,))  # soft counts, each row summing to the 7 draws
+        >>> y.shape, bool(torch.allclose(y.sum(-1), torch.tensor(7.0, dtype=y.dtype)))
+        (torch.Size([2, 3]), True)
     """
 
     has_rsample = True

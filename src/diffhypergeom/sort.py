@@ -34,6 +34,14 @@ def neural_sort(scores: torch.Tensor, temperature: float | torch.Tensor = 1.0,
         temperature: ``tau > 0``; smaller is closer to the hard permutation.
         hard: straight-through: forward one-hot rows (argmax of each relaxed row).
         descending: rank 0 is the largest score if True, the smallest otherwise.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.sort import neural_sort
+        >>> neural_sort(torch.tensor([0.3, 2.0, -1.0]), temperature=0.01).round()  # row r: rank r
+        tensor([[0., 1., 0.],
+                [1., 0., 0.],
+                [0., 0., 1.]])
     """
     if not torch.is_tensor(scores) or not scores.is_floating_point():
         raise ValueError("scores must be a floating-point tensor of shape [..., n]")

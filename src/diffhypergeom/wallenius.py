@@ -65,6 +65,17 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         - ``entropy``: exact by summing over the support (at most ``max_support`` points);
           beyond that a Monte Carlo estimate with the exact ``log_prob``, said so.
         - ``enumerate_support``.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom import MultivariateWalleniusNCHypergeometric
+        >>> urn = dict(population=torch.tensor([4, 5, 6]), draws=7,
+        ...            weights=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64))
+        >>> d = MultivariateWalleniusNCHypergeometric(**urn)
+        >>> d.mean
+        tensor([1.8521, 3.5737, 1.5742], dtype=torch.float64)
+        >>> round(float(d.log_prob(torch.tensor([2.0, 4.0, 1.0]))), 4)
+        -1.6085
     """
 
     has_rsample = True
