@@ -21,7 +21,17 @@ _STIRLING_FROM = 30.0
 
 def logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
     """``log(sum(exp(x), dim))`` that returns ``-inf`` for all ``-inf`` slices with a zero
-    (not NaN) gradient, unlike ``torch.logsumexp``."""
+    (not NaN) gradient, unlike ``torch.logsumexp``.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.special import logsumexp
+        >>> x = torch.full((2,), float("-inf"), requires_grad=True)
+        >>> value = logsumexp(x, 0)
+        >>> value.backward()
+        >>> value, x.grad
+        (tensor(-inf, grad_fn=<WhereBackward0>), tensor([0., 0.]))
+    """
     shift = x.detach().amax(dim, keepdim=True)
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
     total = (x - shift).exp().sum(dim)

@@ -25,7 +25,13 @@ def support_size(population: Sequence[int], draws: int, stop_above: int | None =
     the partial sums that the remaining classes can still complete, so every kept partial
     vector extends to a point of the support: the running total never decreases and bounds
     the count from below; and every partial sum in the window is reachable, so the window's
-    width bounds it too."""
+    width bounds it too.
+
+    Example:
+        >>> from diffhypergeom.support import support_size
+        >>> support_size([4, 5, 6], 7)
+        (26, True)
+    """
     m = sorted(int(v) for v in population)
     total, n = sum(m), int(draws)
     if not 0 <= n <= total:

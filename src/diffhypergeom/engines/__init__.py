@@ -98,7 +98,19 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
     ``theta`` holds no ``-inf``; then no decision reads the logits' values (``torch.func``).
 
     Raises ``ValueError`` before allocating anything if the engine's tables cannot fit in the
-    device's memory."""
+    device's memory.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines import build, choose
+        >>> theta = torch.tensor([[1.0, 10.0, 1.0]], dtype=torch.float64).log()
+        >>> urn = build("auto", torch.tensor([[200, 200, 200]]), torch.tensor([180]), theta)
+        >>> urn.name, urn.mean()
+        ('logspace', tensor([[ 27.9667, 124.0665,  27.9667]], dtype=torch.float64))
+        >>> choose(torch.tensor([[10**6, 10**6]]), torch.tensor([10**6]),
+        ...        torch.zeros(1, 2, dtype=torch.float64))
+        'fft'
+    """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if not _readable(theta):

@@ -215,7 +215,19 @@ def sample_tree(levels: list[Level], draws: torch.Tensor, num_classes: int, num_
     """``[num_samples, B, num_classes]`` int64 exact draws, splitting the drawn balls from the
     root down one level at a time. Only nodes that hold a ball do any work; each distinct
     ``(node, r)`` row is computed once and shared by the samples in it (inverse-CDF sampling,
-    one ``searchsorted`` per level)."""
+    one ``searchsorted`` per level).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines import tree
+        >>> one_each, k = torch.ones(1, 8, dtype=torch.int64), torch.tensor([3])
+        >>> theta = torch.zeros(1, 8, dtype=torch.float64)  # 3-subsets of 8 equal items
+        >>> levels = tree.build_tree(one_each, k, theta)
+        >>> len(levels), tree.sample_tree(levels, k, 8, 4).sum(-1).flatten()
+        (4, tensor([3, 3, 3, 3]))
+        >>> round(float(tree.log_normalizer(one_each, k, theta).exp()), 9)  # C(8, 3) subsets
+        56.0
+    """
     root = levels[-1]
     batch = draws.shape[0]
     at_root = draws - root.lo[:, 0]
