@@ -267,19 +267,11 @@ def sample_tree(levels: list[Level], draws: torch.Tensor, num_classes: int, num_
 def _split_dense(level: Level, counts: torch.Tensor) -> torch.Tensor:
     """``[S, B, V]``: the left children's counts for parents holding ``counts [S, B, V]``,
     every (sample, node) at once, by inverse-CDF sampling over the left child's window."""
-    left_table, right_table = level.table[:, 0::2], level.table[:, 1::2]
-    left_lo, right_lo = level.lo[:, 0::2], level.lo[:, 1::2]
-    width, right_width = left_table.shape[-1], right_table.shape[-1]
-    left = left_lo.unsqueeze(-1) + torch.arange(width, device=counts.device)
-    index = counts.unsqueeze(-1) - (left + right_lo.unsqueeze(-1))
-    inside = (index >= 0) & (index < right_width)
-    right_terms = right_table.expand(counts.shape[0], *right_table.shape).gather(
-        -1, index.clamp(0, right_width - 1))
-    scores = torch.where(inside, right_terms + left_table, torch.full_like(right_terms, NEG_INF))
-    cdf = (scores - scores.amax(-1, keepdim=True)).exp().cumsum(-1)
+    cdf, left = _split_cdf(level.table[:, 0::2], level.table[:, 1::2], level.lo[:, 0::2],
+                           level.lo[:, 1::2], counts)
     u = torch.rand(counts.shape, dtype=cdf.dtype, device=cdf.device).unsqueeze(-1)
-    j = (cdf < u * cdf[..., -1:]).sum(-1, keepdim=True).clamp_max(width - 1)
-    return torch.where(counts > 0, left.expand_as(index).gather(-1, j).squeeze(-1), 0)
+    j = (cdf < u * cdf[..., -1:]).sum(-1, keepdim=True).clamp_max(cdf.shape[-1] - 1)
+    return torch.where(counts > 0, left.expand_as(cdf).gather(-1, j).squeeze(-1), 0)
 
 
 def _split_rows(level: Level, keys: torch.Tensor, nodes: int, rows_per_node: int
@@ -288,16 +280,25 @@ def _split_rows(level: Level, keys: torch.Tensor, nodes: int, rows_per_node: int
     balls): the CDF of the left child's count over its window, ``[U, W]``, and those counts."""
     parent, r = keys // rows_per_node, keys % rows_per_node
     b, v = parent // nodes, parent % nodes
-    left_table, right_table = level.table[:, 0::2], level.table[:, 1::2]
-    width, right_width = left_table.shape[-1], right_table.shape[-1]
-    left = level.lo[:, 0::2][b, v].unsqueeze(-1) + torch.arange(width, device=keys.device)
-    index = r.unsqueeze(-1) - left - level.lo[:, 1::2][b, v].unsqueeze(-1)
-    inside = (index >= 0) & (index < right_width)
-    right_terms = right_table[b, v].gather(-1, index.clamp(0, right_width - 1))
-    scores = left_table[b, v] + torch.where(inside, right_terms,
-                                            torch.full_like(right_terms, NEG_INF))
-    cdf = (scores - scores.amax(-1, keepdim=True)).exp().cumsum(-1)
+    cdf, left = _split_cdf(level.table[:, 0::2][b, v], level.table[:, 1::2][b, v],
+                           level.lo[:, 0::2][b, v], level.lo[:, 1::2][b, v], r)
     return cdf / cdf[:, -1:], left
+
+
+def _split_cdf(left_table: torch.Tensor, right_table: torch.Tensor, left_lo: torch.Tensor,
+               right_lo: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For parents holding ``r [...]`` balls, with children's tables ``[..., W]`` and
+    ``[..., W_right]`` and lowest counts ``[...]`` (broadcasting against ``r``): the
+    unnormalised CDF ``[..., W]`` of ``P(left = j | r) ∝ G_left[j] G_right[r - j]`` over the
+    left child's window, and those counts ``left_lo + j``."""
+    width, right_width = left_table.shape[-1], right_table.shape[-1]
+    left = left_lo.unsqueeze(-1) + torch.arange(width, device=r.device)
+    index = r.unsqueeze(-1) - left - right_lo.unsqueeze(-1)
+    inside = (index >= 0) & (index < right_width)
+    right_terms = right_table.expand(*index.shape[:-1], right_width).gather(
+        -1, index.clamp(0, right_width - 1))
+    scores = left_table + torch.where(inside, right_terms, torch.full_like(right_terms, NEG_INF))
+    return (scores - scores.amax(-1, keepdim=True)).exp().cumsum(-1), left
 
 
 def tree_work(population: torch.Tensor, draws: torch.Tensor) -> float:
