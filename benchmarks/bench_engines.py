@@ -23,13 +23,14 @@ from collections.abc import Callable
 import torch
 
 from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
-from diffhypergeom.benchmarking import _timed
+from diffhypergeom.benchmarking import timed
 from diffhypergeom.engines import choose
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
+def best_and_peak(fn: Callable[[], object], device: torch.device, repeats: int
+                  ) -> tuple[float, float]:
     """Best seconds over ``repeats`` calls after a warm-up, and the peak MiB above the start."""
-    return _timed(fn, device, repeats, reduce=min)
+    return timed(fn, device, repeats, reduce=min)
 
 
 def _logits(classes: int, device: torch.device, scale: float = 0.5) -> torch.Tensor:
@@ -112,7 +113,7 @@ def run_row(args, device: torch.device, index: int) -> list[str]:
     """Row ``index`` of the table, measured in this process."""
     case, engine, what, fn, target, repeats = cases(args, device)[index]
     try:
-        seconds, peak = timed(fn, device, args.repeats if repeats is None else repeats)
+        seconds, peak = best_and_peak(fn, device, args.repeats if repeats is None else repeats)
     except ValueError as err:
         return [case, engine, what, "ValueError: " + str(err).split(";")[0], "", target]
     return [case, engine, what, f"{seconds:.4g}", f"{peak:,.0f}", target]
@@ -153,7 +154,7 @@ def sweep(args, device: torch.device) -> dict[str, list[tuple[int, float]]]:
                 theta = logits.clone().requires_grad_()
                 MFNCH(pop, n, logits=theta, engine=engine).log_normalizer().backward()
 
-            seconds, _ = timed(run, device, args.repeats)
+            seconds, _ = best_and_peak(run, device, args.repeats)
             out[engine].append((total, seconds))
             print(f"sweep N={total:,} {engine}: {seconds:.4g} s", flush=True)
         chosen = choose(pop.unsqueeze(0).cpu(), torch.tensor([n]), torch.zeros(1, 10))

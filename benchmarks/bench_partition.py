@@ -33,25 +33,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable
 
 import torch
 
 from diffhypergeom import RandomPartition
+from diffhypergeom.benchmarking import best_seconds
 
 F64 = torch.float64
-
-
-def best(fn: Callable[[], object], repeats: int) -> float:
-    """Best seconds of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def upper_bound(dist: RandomPartition, labels: torch.Tensor) -> torch.Tensor:
@@ -87,9 +75,9 @@ def our_rows(size_logits: torch.Tensor, scores: torch.Tensor, cost: torch.Tensor
 
     per = 1e3 / batch
     return {"invalid": f"{invalid} of {drawn}",
-            "sample": f"{per * best(dist.sample, repeats):.2f} ms",
-            "step": f"{per * best(step, repeats):.2f} ms",
-            "log_prob": f"{per * best(lambda: dist.log_prob(labels), repeats):.2f} ms",
+            "sample": f"{per * best_seconds(dist.sample, repeats):.2f} ms",
+            "step": f"{per * best_seconds(step, repeats):.2f} ms",
+            "log_prob": f"{per * best_seconds(lambda: dist.log_prob(labels), repeats):.2f} ms",
             "bound": "exact", "returned": "exact"}
 
 
@@ -130,8 +118,8 @@ def drpm_rows(size_logits: torch.Tensor, scores: torch.Tensor, cost: torch.Tenso
 
     per = 1e3 / batch
     return {"invalid": f"{invalid} of {seen}",
-            "sample": f"{per * best(sample, repeats):.2f} ms",
-            "step": f"{per * best(step, repeats):.2f} ms",
+            "sample": f"{per * best_seconds(sample, repeats):.2f} ms",
+            "step": f"{per * best_seconds(step, repeats):.2f} ms",
             "log_prob": "none (its get_log_prob raises NameError)",
             "bound": f"{float(bound_gap.mean()):.1f} (min {float(bound_gap.min()):.2f})",
             "returned": f"{float(returned_gap.mean()):+.1f} (range {float(returned_gap.min()):+.1f}"

@@ -14,25 +14,14 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 
 import torch
 
 from diffhypergeom import MultivariateWalleniusNCHypergeometric as Wallenius
+from diffhypergeom.benchmarking import best_seconds
 
 F64 = torch.float64
-
-
-def best(fn: Callable[[], object], repeats: int) -> float:
-    """Best seconds of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def ball_draws(population: list[int], weights: list[float], draws: int, num: int
@@ -55,13 +44,13 @@ def rows(repeats: int) -> list[list[str]]:
     big = Wallenius(torch.full((100,), 1000), 10_000,
                     logits=torch.randn(100, generator=generator, dtype=F64))
     x = big.sample()
-    seconds = best(lambda: big.log_prob(x), repeats)
+    seconds = best_seconds(lambda: big.log_prob(x), repeats)
     out.append(["c=100 x 1,000 balls, n=10^4", "diffhypergeom", "log_prob of one draw",
                 f"{seconds * 1e3:.1f} ms", "<= 10 ms"])
 
     huge = Wallenius(torch.full((3,), 10**6), 10**5,
                      weights=torch.tensor([1.0, 10.0, 1.0], dtype=F64))
-    seconds = best(lambda: huge.sample((1000,)), repeats)
+    seconds = best_seconds(lambda: huge.sample((1000,)), repeats)
     out.append(["m=[10^6]*3, n=10^5", "diffhypergeom", "1,000 exact draws", f"{seconds:.3f} s",
                 "<= 1 s"])
     weights = torch.tensor([1.0, 10.0, 1.0], dtype=F64).repeat_interleave(10**6)
@@ -70,16 +59,16 @@ def rows(repeats: int) -> list[list[str]]:
         gumbel = -torch.empty_like(weights).exponential_().log()
         return (weights.log() + gumbel).topk(10**5).indices
 
-    seconds = best(gumbel_top_k, repeats)
+    seconds = best_seconds(gumbel_top_k, repeats)
     out.append(["m=[10^6]*3, n=10^5", "torch Gumbel-top-k over the balls", "1,000 draws",
                 f"{1000 * seconds:.1f} s (1 draw: {seconds:.3f} s)", ""])
 
     population, weights3, draws = [200, 200, 200], [1.0, 10.0, 1.0], 180
     paper = Wallenius(torch.tensor(population), draws, weights=torch.tensor(weights3, dtype=F64))
-    seconds = best(lambda: paper.sample((50_000,)), repeats)
+    seconds = best_seconds(lambda: paper.sample((50_000,)), repeats)
     out.append(["paper urn, 50k draws", "diffhypergeom", "exact draws/s",
                 f"{50_000 / seconds:,.0f}", ""])
-    seconds = best(ball_draws(population, weights3, draws, 50_000), repeats)
+    seconds = best_seconds(ball_draws(population, weights3, draws, 50_000), repeats)
     out.append(["paper urn, 50k draws", "torch.multinomial(replacement=False)", "draws/s",
                 f"{50_000 / seconds:,.0f}", ""])
 
@@ -88,7 +77,7 @@ def rows(repeats: int) -> list[list[str]]:
         law = Wallenius(torch.tensor(population), draws, logits=logits)
         (law.rsample((1000,)) * torch.tensor([1.0, 2.0, 3.0], dtype=F64)).sum().backward()
 
-    seconds = best(step, repeats)
+    seconds = best_seconds(step, repeats)
     out.append(["paper urn", "diffhypergeom", "training step (1,000 draws, rsample, backward)",
                 f"{seconds * 1e3:.0f} ms", ""])
     out.extend(biasedurn_rows(paper, repeats))
@@ -121,7 +110,7 @@ def biasedurn_rows(paper: Wallenius, repeats: int) -> list[list[str]]:
     if done.returncode != 0:
         print(f"(BiasedUrn row skipped: {done.stderr.strip().splitlines()[-1]})")
         return []
-    ours = best(lambda: paper.log_prob(x), repeats)
+    ours = best_seconds(lambda: paper.log_prob(x), repeats)
     return [["paper urn, 1,000 points", "R BiasedUrn dMWNCHypergeo (precision 1e-14)",
              "PMF of each", f"{float(done.stdout) * 1e3:.0f} ms", ""],
             ["paper urn, 1,000 points", "diffhypergeom", "log_prob of all (one batch)",

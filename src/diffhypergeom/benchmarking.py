@@ -80,8 +80,8 @@ def _peak(device: torch.device) -> float:
     return _proc_status("VmHWM")
 
 
-def _timed(fn: Callable[[], object], device: torch.device, repeats: int,
-           reduce: Callable[[list[float]], float] = statistics.median) -> tuple[float, float]:
+def timed(fn: Callable[[], object], device: torch.device, repeats: int,
+          reduce: Callable[[list[float]], float] = statistics.median) -> tuple[float, float]:
     """``reduce`` (default: the median) of the seconds of ``repeats`` calls after one warm-up,
     and peak memory (MiB above the level before the warm-up) over all calls."""
     base = _reset_peak(device)
@@ -96,6 +96,11 @@ def _timed(fn: Callable[[], object], device: torch.device, repeats: int,
             torch.cuda.synchronize(device)
         seconds.append(time.perf_counter() - start)
     return reduce(seconds), max(_peak(device) - base, 0.0)
+
+
+def best_seconds(fn: Callable[[], object], repeats: int, device: str = "cpu") -> float:
+    """The fastest of ``repeats`` timed calls of ``fn`` after one warm-up (``timed``)."""
+    return timed(fn, torch.device(device), repeats, reduce=min)[0]
 
 
 def _logits(case: BenchCase, device: torch.device) -> torch.Tensor:
@@ -140,10 +145,10 @@ def run_case(case: BenchCase, method: str = "exact", repeats: int = 3) -> dict:
                                                   engine=case.engine)
         (dist.rsample((case.num_samples,)) * probe).sum().backward()
 
-    table_seconds, table_peak = _timed(tables, device, repeats)
-    exact_seconds, exact_peak = _timed(exact, device, repeats)
-    relaxed_seconds, relaxed_peak = _timed(relaxed, device, repeats)
-    default_seconds = _timed(default, device, repeats)[0] if method == "exact" else None
+    table_seconds, table_peak = timed(tables, device, repeats)
+    exact_seconds, exact_peak = timed(exact, device, repeats)
+    relaxed_seconds, relaxed_peak = timed(relaxed, device, repeats)
+    default_seconds = timed(default, device, repeats)[0] if method == "exact" else None
     engine = law(population, case.draws, logits=logits, engine=case.engine).engine_name
     return {
         "label": case.label, "method": method, "engine": engine, "device": str(device),
