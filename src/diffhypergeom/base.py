@@ -207,7 +207,7 @@ class UrnDistribution(Distribution):
 
     @property
     def weights(self) -> torch.Tensor:
-        """``[..., c]``: ``exp(logits)``."""
+        """The odds ``exp(logits)``, shape ``[..., c]``."""
         return self.logits.exp()
 
     @property

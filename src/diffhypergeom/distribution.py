@@ -223,7 +223,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
 
     @property
     def mean(self) -> torch.Tensor:
-        """``[..., c]``: exact ``E[x]`` (the gradient of the log-partition function)."""
+        """Exact ``E[x]``, shape ``[..., c]`` (the gradient of the log-partition function)."""
         mean = self._unflatten(self._urn().mean(), (self.num_classes,))
         found = self._zero_weight_tangent()
         if found is not None:
@@ -234,7 +234,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
 
     @property
     def variance(self) -> torch.Tensor:
-        """``[..., c]``: exact ``Var[x_i]``."""
+        """Exact ``Var[x_i]``, shape ``[..., c]``."""
         variance = self._unflatten(self._urn().moments()[1], (self.num_classes,))
         found = self._zero_weight_tangent()
         if found is not None:
@@ -250,7 +250,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
 
     @property
     def covariance_matrix(self) -> torch.Tensor:
-        """``[..., c, c]``: exact covariance, the Hessian of the log-partition function
+        """Exact covariance, shape ``[..., c, c]``: the Hessian of the log-partition function
         ``d E[x_i] / d theta_j`` (by autograd; differentiable when ``logits`` require grad).
         The only member that builds ``c x c``."""
         cov = self._covariance(self.logits.requires_grad and torch.is_grad_enabled())

@@ -128,13 +128,13 @@ class MergedFisherNCHypergeometric(UrnDistribution):
 
     @property
     def mean(self) -> torch.Tensor:
-        """``[..., c]``: exact ``E[x]``, by summing over the support."""
+        """Exact ``E[x]``, shape ``[..., c]``, by summing over the support."""
         points, probs = self._enumerated("mean")
         return (probs * points).sum(0).to(self.logits.dtype)
 
     @property
     def variance(self) -> torch.Tensor:
-        """``[..., c]``: exact ``Var[x_i]``, by summing over the support."""
+        """Exact ``Var[x_i]``, shape ``[..., c]``, by summing over the support."""
         points, probs = self._enumerated("variance")
         mean = (probs * points).sum(0)
         return (probs * (points - mean).square()).sum(0).to(self.logits.dtype)

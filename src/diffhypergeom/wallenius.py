@@ -138,7 +138,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
 
     @property
     def mean(self) -> torch.Tensor:
-        """``[..., c]``: exact ``E[x]``, differentiable in the logits."""
+        """Exact ``E[x]``, shape ``[..., c]``, differentiable in the logits."""
         population, _, _ = self._flat()
         mix, settled = self._mixture()
         mean = population.to(torch.float64)
@@ -177,8 +177,8 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
 
     @property
     def covariance_matrix(self) -> torch.Tensor:
-        """``[..., c, c]``: exact covariance (``2 c`` backward passes through the Fisher urns of
-        the mixture)."""
+        """Exact covariance, shape ``[..., c, c]`` (``2 c`` backward passes through the Fisher
+        urns of the mixture)."""
         population, draws, log_w = self._flat()
         c = self.num_classes
         cov = torch.zeros(population.shape[0], c, c, dtype=torch.float64,
@@ -192,7 +192,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
 
     @property
     def variance(self) -> torch.Tensor:
-        """``[..., c]``: exact ``Var[x_i]``."""
+        """Exact ``Var[x_i]``, shape ``[..., c]``."""
         return self.covariance_matrix.diagonal(dim1=-2, dim2=-1)
 
     def entropy(self) -> torch.Tensor:

@@ -250,7 +250,7 @@ class Urn:
 
     @property
     def log_normalizer(self) -> torch.Tensor:
-        """``[B]``: ``A(theta) = log P0``."""
+        """``A(theta) = log P0``, shape ``[B]``."""
         return self.engine.log_normalizer + self._offset
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:

@@ -164,7 +164,8 @@ class LogspaceEngine(Engine):
 
     @property
     def suffix(self) -> torch.Tensor:
-        """``[B, c + 1, n_max + 1]``: ``s_i[r]``, log-coefficients of ``prod_{j >= i} G_j``."""
+        """The log-coefficients ``s_i[r]`` of ``prod_{j >= i} G_j``, shape
+        ``[B, c + 1, n_max + 1]``."""
         def compute():
             current = self._unit()
             tables = [current]
@@ -182,9 +183,10 @@ class LogspaceEngine(Engine):
 
     @property
     def log_normalizer(self) -> torch.Tensor:
-        """``s_1[n]``: from the suffix tables when they exist (the sequential sampler builds
-        them), else from a balanced product tree over the classes, ``ceil(log2 c)`` batched
-        products (differentiable twice, for the mean's Hessian-vector products)."""
+        """The log-normaliser ``s_1[n]``, from the suffix tables when they exist (the sequential
+        sampler builds them), else from a balanced product tree over the classes,
+        ``ceil(log2 c)`` batched products (differentiable twice, for the mean's Hessian-vector
+        products)."""
         def compute():
             recording = self.connected and torch.is_grad_enabled()
             suffix = self._cache.get("suffix")
