@@ -13,6 +13,7 @@ to build the gallery pages without running them.
 
 from __future__ import annotations
 
+import doctest
 import os
 import sys
 from pathlib import Path
@@ -77,6 +78,9 @@ nitpicky = False
 # The explicit ``.. doctest::`` blocks (the index page's example) and every ``>>>`` block of
 # the docstrings the API pages show run as doctests.
 doctest_test_doctest_blocks = "default"
+# Sphinx's default flags include IGNORE_EXCEPTION_DETAIL; without it the examples' error
+# messages (each names its parameter and constraint) are checked too.
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
 doctest_global_setup = """
 import torch
 torch.manual_seed(0)

@@ -45,7 +45,18 @@ CACHES = ("_urn_cache", "_tree_levels", "_order_cache")
 
 
 class UrnSupport(constraints.Constraint):
-    """Integer vectors ``x`` with ``0 <= x_i <= m_i`` and ``sum_i x_i = n``."""
+    """Integer vectors ``x`` with ``0 <= x_i <= m_i`` and ``sum_i x_i = n``: the ``support``
+    of the discrete urn laws, as ``validate_args`` checks values against it.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.base import UrnSupport
+        >>> support = UrnSupport(torch.tensor([4, 5, 6]), torch.tensor(7))
+        >>> support
+        UrnSupport(population=[4, 5, 6], draws=7)
+        >>> support.check(torch.tensor([[2.0, 4.0, 1.0], [5.0, 1.0, 1.0], [2.5, 3.5, 1.0]]))
+        tensor([ True, False, False])
+    """
 
     is_discrete = True
     event_dim = 1
@@ -66,7 +77,15 @@ class UrnSupport(constraints.Constraint):
 
 
 def show(tensor: torch.Tensor) -> str:
-    """A tensor by value when it is small, else by shape."""
+    """A tensor by value when it is small (floats rounded to 4 decimals), else by shape and
+    dtype: how the reprs show parameters.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.base import show
+        >>> show(torch.tensor([0.123456, 2.0])), show(torch.zeros(3, 5, dtype=torch.int64))
+        ('[0.1235, 2.0]', '<(3, 5) int64>')
+    """
     if tensor.numel() <= REPR_ENTRIES:
         values = tensor.detach().cpu()
         if values.is_floating_point():
@@ -88,6 +107,19 @@ class UrnDistribution(Distribution):
         max_support: the most points ``enumerate_support`` lists (``None``: the module-level
             ``diffhypergeom.support.MAX_ENUMERATE_SUPPORT`` at the time of the call).
         validate_args: as in ``torch.distributions``.
+
+    Example:
+        Every law of the library shares the shapes, the support and its enumeration:
+
+        >>> import torch
+        >>> from diffhypergeom import MultivariateFisherNCHypergeometric
+        >>> from diffhypergeom.base import UrnDistribution
+        >>> d = MultivariateFisherNCHypergeometric(torch.tensor([4, 5, 6]), 7,
+        ...                                        logits=torch.zeros(2, 3))  # two urns
+        >>> isinstance(d, UrnDistribution), d.batch_shape, d.event_shape
+        (True, torch.Size([2]), torch.Size([3]))
+        >>> d.enumerate_support().shape  # the 26 count vectors of 7 draws from [4, 5, 6]
+        torch.Size([26, 2, 3])
     """
 
     arg_constraints = {
@@ -460,7 +492,19 @@ def _flip_vectors(vectors: torch.Tensor, urn: Urn) -> torch.Tensor:
 
 def check_count_dtype(dtype: torch.dtype, draws: torch.Tensor) -> None:
     """Counts come in the logits' floating dtype: it must hold every count up to ``draws``
-    (float64 always does: totals are at most ``2**53``)."""
+    (float64 always does: totals are at most ``2**53``). The samplers call it before drawing.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.base import check_count_dtype
+        >>> torch.tensor(2049.0, dtype=torch.float16)  # float16 is exact up to 2048
+        tensor(2048., dtype=torch.float16)
+        >>> check_count_dtype(torch.float16, torch.tensor(2048))  # fine: returns None
+        >>> check_count_dtype(torch.float16, torch.tensor(2049))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: draws=2049 cannot be represented exactly in torch.float16 ...
+    """
     if dtype == torch.float64:
         return
     largest = int(round(2 / torch.finfo(dtype).eps))

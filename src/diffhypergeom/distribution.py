@@ -422,7 +422,19 @@ def gumbel_settings(gradient: str, temperature: float | torch.Tensor | None,
                     permute: bool | None, couple_rows: bool | None, rao_samples: int | None
                     ) -> tuple[GumbelSettings | None, bool]:
     """``rsample``'s keywords checked against ``gradient``: the hard Gumbel settings and the
-    class order (``None`` and ``False`` for ``gradient="mean"``)."""
+    class order (``None`` and ``False`` for ``gradient="mean"``).
+
+    Example:
+        >>> from diffhypergeom.distribution import gumbel_settings
+        >>> gumbel_settings("mean", None, None, None, None)  # the exact mean's gradient
+        (None, False)
+        >>> gumbel_settings("gumbel-rao", 0.5, None, None, None)  # defaults filled in
+        (GumbelSettings(temperature=0.5, hard=True, coupled=False, rao_samples=10), True)
+        >>> gumbel_settings("mean", 0.5, None, None, None)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: temperature applies only to gradient in ('gumbel', 'gumbel-rao'); ...
+    """
     if not isinstance(gradient, str) or gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     given = {"temperature": temperature, "permute": permute, "couple_rows": couple_rows,
@@ -458,7 +470,22 @@ def kl_mfnch_mfnch(p: MultivariateFisherNCHypergeometric, q: MultivariateFisherN
     share population and draws. MFNCH is an exponential family in ``theta = logits`` with
     sufficient statistic ``x``, so ``KL = A(phi) - A(theta) - (phi - theta) . E_theta[x]``.
     Computed in float64 from both log-normalisers and ``p``'s mean, and returned in the
-    promoted dtype of their logits."""
+    promoted dtype of their logits.
+
+    Example:
+        ``torch.distributions.kl_divergence`` dispatches to it; the same KL as a sum over the 26
+        points of the support:
+
+        >>> import torch
+        >>> from diffhypergeom import MultivariateFisherNCHypergeometric as Fisher
+        >>> p = Fisher(torch.tensor([4, 5, 6]), 7,
+        ...            weights=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64))
+        >>> q = Fisher(p.population, p.draws, logits=torch.zeros(3, dtype=torch.float64))
+        >>> x = p.enumerate_support()
+        >>> (torch.distributions.kl_divergence(p, q),
+        ...  (p.log_prob(x).exp() * (p.log_prob(x) - q.log_prob(x))).sum())
+        (tensor(0.6601, dtype=torch.float64), tensor(0.6601, dtype=torch.float64))
+    """
     if p.event_shape != q.event_shape:
         raise ValueError(f"kl_divergence needs equal event shapes (classes), got "
                          f"{tuple(p.event_shape)} and {tuple(q.event_shape)}")

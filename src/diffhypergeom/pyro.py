@@ -72,27 +72,65 @@ class MultivariateFisherNCHypergeometric(distribution.MultivariateFisherNCHyperg
                                          _UrnLaw):
     """The multivariate Fisher noncentral hypergeometric distribution for Pyro (the core law;
     see ``diffhypergeom.MultivariateFisherNCHypergeometric`` and the module docstring). Latent
-    sites get score-function gradients unless ``has_rsample_(True)`` is called."""
+    sites get score-function gradients unless ``has_rsample_(True)`` is called.
+
+    Example:
+        >>> import pyro
+        >>> from diffhypergeom.pyro import MultivariateFisherNCHypergeometric
+        >>> d = MultivariateFisherNCHypergeometric([4, 4, 4], 5, weights=[1.0, 3.0, 0.5])
+        >>> trace = pyro.poutine.trace(lambda: pyro.sample("x", d)).get_trace()
+        >>> trace.nodes["x"]["value"].sum(), d.has_rsample  # a draw of 5; score-function site
+        (tensor(5.), False)
+    """
 
     has_rsample = False
 
 
 class MergedFisherNCHypergeometric(merged.MergedFisherNCHypergeometric, _UrnLaw):
-    """The paper's merged law for Pyro (see ``diffhypergeom.MergedFisherNCHypergeometric``)."""
+    """The paper's merged law for Pyro (see ``diffhypergeom.MergedFisherNCHypergeometric``).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.pyro import MergedFisherNCHypergeometric
+        >>> weights = torch.tensor([1.0, 3.0, 0.5], dtype=torch.float64)
+        >>> d = MergedFisherNCHypergeometric([4, 4, 4], 5, weights=weights)
+        >>> support = d.enumerate_support()  # 5 balls of 4 + 4 + 4: C(7, 2) - 3 count vectors
+        >>> support.shape, round(float(d.log_prob(support).exp().sum()), 12)
+        (torch.Size([18, 3]), 1.0)
+    """
 
 
 class RelaxedMultivariateFisherNCHypergeometric(relaxed.RelaxedMultivariateFisherNCHypergeometric,
                                                 _UrnLaw):
     """Relaxed Fisher counts for Pyro (see
     ``diffhypergeom.RelaxedMultivariateFisherNCHypergeometric``; no ``log_prob``, so only at
-    latent sites whose guide term is not scored, e.g. as a deterministic relaxation)."""
+    latent sites whose guide term is not scored, e.g. as a deterministic relaxation).
+
+    Example:
+        >>> import pyro, torch
+        >>> from diffhypergeom.pyro import RelaxedMultivariateFisherNCHypergeometric as Relaxed
+        >>> d = Relaxed([4, 4, 4], 5, logits=torch.zeros(3, requires_grad=True), temperature=0.5)
+        >>> y = pyro.poutine.trace(lambda: pyro.sample("y", d)).get_trace().nodes["y"]["value"]
+        >>> round(y.sum().item(), 4), y.requires_grad  # soft counts of the 5 draws, rsample'd
+        (5.0, True)
+    """
 
 
 class MultivariateWalleniusNCHypergeometric(wallenius.MultivariateWalleniusNCHypergeometric,
                                             _UrnLaw):
     """The multivariate Wallenius law for Pyro (see
     ``diffhypergeom.MultivariateWalleniusNCHypergeometric``); like the Fisher class here,
-    score-function gradients at latent sites unless ``has_rsample_(True)``."""
+    score-function gradients at latent sites unless ``has_rsample_(True)``.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.pyro import MultivariateWalleniusNCHypergeometric
+        >>> d = MultivariateWalleniusNCHypergeometric([4, 4, 4], torch.tensor([5, 6]),
+        ...                                           weights=[1.0, 3.0, 0.5])
+        >>> urns = d.to_event(1)  # the two urns as one event
+        >>> urns.batch_shape, urns.event_shape, urns.sample().sum(-1)
+        (torch.Size([]), torch.Size([2, 3]), tensor([5., 6.]))
+    """
 
     has_rsample = False
 
@@ -100,6 +138,18 @@ class MultivariateWalleniusNCHypergeometric(wallenius.MultivariateWalleniusNCHyp
 class RandomPartition(partition.RandomPartition, TorchDistributionMixin):
     """The random partition model for Pyro (see ``diffhypergeom.partition.RandomPartition``):
     observed sites score labellings exactly; latent sites draw exactly with score-function
-    gradients (unbiased) unless ``has_rsample_(True)`` selects the straight-through one."""
+    gradients (unbiased) unless ``has_rsample_(True)`` selects the straight-through one.
+
+    Example:
+        With all logits equal, ``z = [0, 0, 1]`` has the sizes ``(2, 1)``, of probability
+        ``C(3, 2) C(3, 1) / C(6, 3) = 9/20``, and is one of the 3 labellings of those sizes:
+
+        >>> import pyro, torch
+        >>> from diffhypergeom.pyro import RandomPartition
+        >>> d = RandomPartition(torch.zeros(2), torch.zeros(3))  # 3 elements, 2 blocks
+        >>> model = lambda: pyro.sample("z", d, obs=torch.tensor([0.0, 0.0, 1.0]))
+        >>> round(pyro.poutine.trace(model).get_trace().log_prob_sum().exp().item(), 4)
+        0.15
+    """
 
     has_rsample = False

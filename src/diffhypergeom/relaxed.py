@@ -24,7 +24,19 @@ from diffhypergeom.sampling import GumbelSettings
 
 class UrnHull(UrnSupport):
     """Real vectors ``x`` with ``0 <= x_i <= m_i`` and ``sum_i x_i = n`` (up to rounding): the
-    convex hull of ``UrnSupport``."""
+    convex hull of ``UrnSupport``, and the support of the relaxed law's soft counts.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.relaxed import RelaxedMultivariateFisherNCHypergeometric, UrnHull
+        >>> hull = UrnHull(torch.tensor([4, 5, 6]), torch.tensor(7))
+        >>> hull.check(torch.tensor([[1.5, 3.5, 2.0], [4.5, 1.5, 1.0], [2.0, 4.0, 1.5]]))
+        tensor([ True, False, False])
+        >>> d = RelaxedMultivariateFisherNCHypergeometric(hull.population, 7,
+        ...                                               logits=torch.zeros(3), temperature=0.5)
+        >>> d.support, bool(d.support.check(d.rsample((100,))).all())
+        (UrnHull(population=[4, 5, 6], draws=7), True)
+    """
 
     is_discrete = False
 

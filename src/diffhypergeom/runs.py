@@ -19,7 +19,16 @@ from typing import Any
 def make_run_dir(command: str, root: str | os.PathLike = "runs",
                  out: str | os.PathLike | None = None) -> Path:
     """``out`` if given (created if missing; reused to resume), else a new
-    ``<root>/<command>/<UTC timestamp>/``."""
+    ``<root>/<command>/<UTC timestamp>/``.
+
+    Example:
+        >>> import tempfile
+        >>> from diffhypergeom.runs import make_run_dir
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     run = make_run_dir("bench", root=root)  # <root>/bench/<timestamp>/
+        ...     print(run.parent.name, run.is_dir(), make_run_dir("bench", out=run) == run)
+        bench True True
+    """
     if out is not None:
         path = Path(out)
     else:
@@ -40,6 +49,18 @@ def _umask() -> int:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` (creating its folders) through a temporary file in the same
+    folder renamed into place, so ``path`` holds the old or the new bytes, never a part.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from diffhypergeom.runs import write_bytes_atomic
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = write_bytes_atomic(Path(tmp) / "figures" / "data.bin", b"abc")
+        ...     print(path.read_bytes(), [p.name for p in path.parent.iterdir()])
+        b'abc' ['data.bin']
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -58,6 +79,17 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """``text`` in UTF-8, written atomically as by ``write_bytes_atomic``.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from diffhypergeom.runs import write_text_atomic
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = write_text_atomic(Path(tmp) / "summary.md", "# Summary")
+        ...     print(path.name, path.read_text(encoding="utf-8"))
+        summary.md # Summary
+    """
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
@@ -76,12 +108,37 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """JSON with numpy/torch values converted; NaN becomes null and inf the string "inf"."""
+    """JSON with numpy/torch values converted; NaN becomes null and inf the string "inf".
+
+    Example:
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np, torch
+        >>> from diffhypergeom.runs import write_json_atomic
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     obj = {"n": np.int64(3), "mean": torch.tensor([0.5, float("nan")]), "ratio": 1e400}
+        ...     print(json.loads(write_json_atomic(Path(tmp) / "results.json", obj).read_text()))
+        {'n': 3, 'mean': [0.5, None], 'ratio': 'inf'}
+    """
     return write_text_atomic(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file with a clear error for a missing or corrupt one."""
+    """Read a JSON file with a clear error for a missing or corrupt one.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from diffhypergeom.runs import read_json, write_text_atomic
+        >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +ELLIPSIS
+        ...     good = read_json(write_text_atomic(Path(tmp) / "good.json", '{"n": [1, 2]}'))
+        ...     read_json(write_text_atomic(Path(tmp) / "bad.json", '{"n": '))
+        Traceback (most recent call last):
+        ...
+        ValueError: corrupt JSON in .../bad.json: Expecting value: line 1 column 7 (char 6)
+        >>> good
+        {'n': [1, 2]}
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path}")
@@ -92,7 +149,16 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def markdown_table(header: list[str], rows: list[list[Any]], floatfmt: str = ".4g") -> str:
-    """A GitHub-flavoured markdown table; floats formatted with ``floatfmt``."""
+    """A GitHub-flavoured markdown table; floats formatted with ``floatfmt``.
+
+    Example:
+        >>> from diffhypergeom.runs import markdown_table
+        >>> print(markdown_table(["engine", "seconds"], [["fft", 0.0123456], ["logspace", 2]]))
+        | engine | seconds |
+        |---|---|
+        | fft | 0.01235 |
+        | logspace | 2 |
+    """
 
     def cell(value: Any) -> str:
         if isinstance(value, float):

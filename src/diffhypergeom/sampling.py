@@ -54,6 +54,18 @@ class RelaxedDraw(NamedTuple):
             ``y_i[x_i + x_c - k]`` for every earlier class ``i``.
         log_prob: ``[*sample, *batch]`` log-probability of the hard draw under the sampling
             process (for the Fisher law this is its exact ``log_prob``).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom import MultivariateFisherNCHypergeometric
+        >>> d = MultivariateFisherNCHypergeometric(torch.tensor([4, 5, 6]), 7, weights=torch.tensor(
+        ...     [1.0, 2.0, 0.5], dtype=torch.float64))
+        >>> draw = d.rsample_detailed((2,), gradient="gumbel")
+        >>> draw.counts.shape, draw.one_hot.shape, draw.log_prob.shape  # one-hot over 0..6
+        (torch.Size([2, 3]), torch.Size([2, 3, 7]), torch.Size([2]))
+        >>> (bool((draw.one_hot.argmax(-1) == draw.counts).all()),
+        ...  bool(torch.allclose(draw.log_prob, d.log_prob(draw.counts))))
+        (True, True)
     """
 
     counts: torch.Tensor
@@ -73,6 +85,20 @@ def sample_sequential(
 
     Returns:
         ``[num_samples, B, c]`` int64 counts.
+
+    Example:
+        Exact draws from the rows of an engine (``diffhypergeom.engines.build``), as
+        ``MultivariateFisherNCHypergeometric.sample`` takes them:
+
+        >>> import torch
+        >>> from diffhypergeom.engines import build
+        >>> from diffhypergeom.sampling import sample_sequential
+        >>> urn = build("logspace", torch.tensor([[4, 5, 6]]), torch.tensor([7]),
+        ...             torch.tensor([[1.0, 2.0, 0.5]], dtype=torch.float64).log())
+        >>> x = urn.to_user(sample_sequential(urn.engine.conditional, urn.engine.draws, 3, 1000))
+        >>> x.shape, x.dtype, bool(((x >= 0) & (x <= urn.population)).all()
+        ...                        & (x.sum(-1) == 7).all())  # in the support
+        (torch.Size([1000, 1, 3]), torch.int64, True)
     """
     batch = draws.shape[0]
     rows_per_urn = int(draws.max()) + 1 if batch else 1
@@ -121,6 +147,14 @@ class GumbelSettings(NamedTuple):
         coupled: give the balls left for later classes a gradient path (``_couple_rows``).
         rao_samples: ``K > 0`` Rao-Blackwellises the backward pass over ``K`` noise draws
             (Gumbel-Rao); 0 for plain Gumbel-softmax.
+
+    Example:
+        >>> from diffhypergeom.sampling import GumbelSettings
+        >>> settings = GumbelSettings(temperature=0.5, hard=True)  # rsample(gradient="gumbel")
+        >>> settings
+        GumbelSettings(temperature=0.5, hard=True, coupled=False, rao_samples=0)
+        >>> settings._replace(rao_samples=10)  # gradient="gumbel-rao"
+        GumbelSettings(temperature=0.5, hard=True, coupled=False, rao_samples=10)
     """
 
     temperature: float | torch.Tensor
@@ -155,6 +189,23 @@ def rsample_sequential(
     Returns:
         counts ``[S, B, c]``; if ``one_hot_width`` is given also the one-hot vectors
         ``[S, B, c, one_hot_width]`` and the log-probability ``[S, B]`` of the hard draw.
+
+    Example:
+        Hard (straight-through) counts from an engine's rows: whole numbers summing to the
+        draws, with the exact Fisher log-probability of each draw:
+
+        >>> import torch
+        >>> from diffhypergeom.engines import build
+        >>> from diffhypergeom.sampling import GumbelSettings, rsample_sequential
+        >>> urn = build("logspace", torch.tensor([[4, 5, 6]]), torch.tensor([7]),
+        ...             torch.tensor([[1.0, 2.0, 0.5]], dtype=torch.float64).log())
+        >>> counts, one_hot, log_prob = rsample_sequential(
+        ...     urn.engine.conditional, urn.engine.draws, 3, 4, GumbelSettings(0.5, hard=True),
+        ...     torch.float64, one_hot_width=7)
+        >>> (counts.shape, one_hot.shape, bool((counts == counts.round()).all()),
+        ...  bool((counts.sum(-1) == 7).all()),
+        ...  bool(torch.allclose(log_prob, urn.log_prob(counts))))
+        (torch.Size([4, 1, 3]), torch.Size([4, 1, 3, 7]), True, True, True)
     """
     batch = draws.shape[0]
     rows_per_urn = int(draws.max()) + 1 if batch else 1
@@ -240,7 +291,20 @@ def project_to_support_hull(y: torch.Tensor, upper: torch.Tensor, total: torch.T
     """Euclidean projection of ``y [S, B, c]`` (rows summing to ``total [B]``) onto
     ``{0 <= x <= upper [B, c], sum x = total}``: ``x = clip(y - lam, 0, upper)`` with the
     scalar ``lam`` found by bisection; differentiable (``lam`` moves with the free entries).
-    Rows already inside are returned unchanged."""
+    Rows already inside are returned unchanged.
+
+    Example:
+        Two samples of one urn (``upper = [4, 5, 6]``, 7 draws): the first, outside the box,
+        moves to ``clip(y + 0.5, 0, upper) = [4, 3, 0]``; the second is inside:
+
+        >>> import torch
+        >>> from diffhypergeom.sampling import project_to_support_hull
+        >>> y = torch.tensor([[[5.0, 2.5, -0.5]], [[1.5, 3.5, 2.0]]], dtype=torch.float64)
+        >>> x = project_to_support_hull(y, torch.tensor([[4.0, 5.0, 6.0]], dtype=torch.float64),
+        ...                             torch.tensor([7.0], dtype=torch.float64))
+        >>> x.round(decimals=6).tolist()
+        [[[4.0, 3.0, 0.0]], [[1.5, 3.5, 2.0]]]
+    """
     outside = ((y < 0) | (y > upper)).any(-1)
     if readable(outside) and not bool(outside.any()):
         return y

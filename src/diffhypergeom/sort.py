@@ -71,6 +71,15 @@ def soft_top_k_mask(permutation: torch.Tensor, rank_weights: torch.Tensor) -> to
 
     With ``rank_weights_i = 1[i < k]`` this is the indicator of the top-``k`` items; relaxed
     rank weights (e.g. from a relaxed one-hot over ``k``) give a differentiable top-``k``.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.sort import neural_sort, soft_top_k_mask
+        >>> scores, top_2 = torch.tensor([0.3, 2.0, -1.0, 1.0]), torch.tensor([1.0, 1.0, 0.0, 0.0])
+        >>> soft_top_k_mask(neural_sort(scores, temperature=0.01), top_2).round()  # items 1 and 3
+        tensor([0., 1., 0., 1.])
+        >>> round(float(soft_top_k_mask(neural_sort(scores), top_2).sum()), 5)  # relaxed: sums to k
+        2.0
     """
     if permutation.shape[-1] != permutation.shape[-2]:
         raise ValueError(f"permutation must be square [..., n, n], got {tuple(permutation.shape)}")

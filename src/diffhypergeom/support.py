@@ -55,7 +55,20 @@ def support_size(population: Sequence[int], draws: int, stop_above: int | None =
 def support_points(population: list[int], draws: int, device: torch.device) -> torch.Tensor:
     """``[S, c]`` int64: every ``x`` with ``0 <= x_i <= m_i``, ``sum x = n``, in lexicographic
     order (class 0 slowest). Built class by class from the completable partial vectors, so no
-    intermediate holds more than ``S`` rows."""
+    intermediate holds more than ``S`` rows.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.support import support_points, support_size
+        >>> support_points([1, 2, 2], 3, torch.device("cpu"))  # 0 <= x <= (1, 2, 2), sum x = 3
+        tensor([[0, 1, 2],
+                [0, 2, 1],
+                [1, 0, 2],
+                [1, 1, 1],
+                [1, 2, 0]])
+        >>> support_size([1, 2, 2], 3)
+        (5, True)
+    """
     rest = torch.tensor(population, dtype=torch.int64, device=device).flip(0).cumsum(0).flip(0)
     points = torch.zeros(1, 0, dtype=torch.int64, device=device)
     sums = torch.zeros(1, dtype=torch.int64, device=device)

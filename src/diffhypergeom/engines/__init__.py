@@ -55,7 +55,16 @@ MAX_MAGNITUDE = 1e290
 
 def estimated_costs(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
                     complement: bool = True, zero_weights: bool = True) -> dict[str, float]:
-    """Work estimates (in log-space multiply-adds) of both engines for a flat batch."""
+    """Work estimates (in log-space multiply-adds) of both engines for a flat batch.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines import estimated_costs
+        >>> theta = torch.zeros(1, 3, dtype=torch.float64)
+        >>> costs = estimated_costs(torch.tensor([[200, 200, 200]]), torch.tensor([180]), theta)
+        >>> {name: round(cost) for name, cost in costs.items()}  # logspace: 181 * (3 * 181)
+        {'logspace': 98283, 'fft': 137475}
+    """
     m, n, _ = canonical_counts(population, draws, theta, complement, zero_weights)
     n_col = n.unsqueeze(-1).to(torch.float64)
     logspace = ((n_col[..., 0] + 1) * (torch.minimum(m.to(torch.float64), n_col) + 1).sum(-1)
@@ -67,7 +76,16 @@ def estimated_costs(population: torch.Tensor, draws: torch.Tensor, theta: torch.
 
 def choose(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
            complement: bool = True, zero_weights: bool = True) -> str:
-    """The engine ``"auto"`` takes: the one with the smaller estimated cost."""
+    """The engine ``"auto"`` takes: the one with the smaller estimated cost.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines import choose
+        >>> halves, theta = torch.tensor([[10**6, 10**6]]), torch.zeros(1, 2, dtype=torch.float64)
+        >>> # n = 2 * 10**6 - 5 is computed as its complement, 5 draws
+        >>> [choose(halves, torch.tensor([n]), theta) for n in (5, 10**6, 2 * 10**6 - 5)]
+        ['logspace', 'fft', 'logspace']
+    """
     costs = estimated_costs(population, draws, theta, complement, zero_weights)
     return "logspace" if costs["logspace"] <= costs["fft"] else "fft"
 

@@ -15,7 +15,7 @@ from:
 
 A ``Window`` holds log-probabilities over ``k = offset + j``, ``j < width``: the log-space engine
 returns whole rows (``offset = 0``), the FFT engine only the terms that can matter. ``Urn`` maps
-a user's urn to the canonical one and the results back (``docs/design/index.md`` section 4):
+a user's urn to the canonical one and the results back (``docs/design/index.md`` section 1):
 
 - a class of weight zero is never drawn: its population counts as 0;
 - complement: ``x -> m - x`` maps ``MFNCH(m, n, w)`` to ``MFNCH(m, N - n, 1/w)``, so ``n > N/2``
@@ -89,7 +89,17 @@ def canonical_counts(population: torch.Tensor, draws: torch.Tensor, theta: torch
 
 
 class Window(NamedTuple):
-    """Log-probabilities ``log_prob[..., j]`` of the counts ``offset[...] + j``."""
+    """Log-probabilities ``log_prob[..., j]`` of the counts ``offset[...] + j``.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines import Window
+        >>> window = Window(torch.tensor([2]), torch.tensor([[0.25, 0.75]]).log())
+        >>> window.counts()
+        tensor([[2., 3.]], dtype=torch.float64)
+        >>> window.dense(5).exp()  # the same over the counts 0..4
+        tensor([[0.0000, 0.0000, 0.2500, 0.7500, 0.0000]])
+    """
 
     offset: torch.Tensor
     log_prob: torch.Tensor
@@ -126,6 +136,15 @@ class Engine:
         population: ``[B, c]`` int64, balls per class.
         draws: ``[B]`` int64, balls drawn.
         theta: ``[B, c]`` float64 finite log-odds (may carry an autograd graph).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines import Engine, FFTEngine
+        >>> theta = torch.zeros(1, 2, dtype=torch.float64)  # equal weights: 2 of the 2 + 3 balls
+        >>> engine = FFTEngine(torch.tensor([[2, 3]]), torch.tensor([2]), theta)
+        >>> isinstance(engine, Engine), torch.cat(engine.moments())  # hypergeometric moments
+        (True, tensor([[0.8000, 1.2000],
+                [0.3600, 0.3600]], dtype=torch.float64))
     """
 
     name = "base"
@@ -196,6 +215,19 @@ class Urn:
         complement: compute ``n > N/2`` as ``N - n`` with weights ``1/w``.
         zero_weights: whether ``theta`` may hold ``-inf`` (weights of zero).
         normalizer: what ``mean`` differentiates (default: ``engine``'s log-normaliser).
+
+    Example:
+        A weight of zero empties its class; 4 draws of the 5 balls left are computed as 1 draw
+        with weights ``1/w`` (``flip``):
+
+        >>> import torch
+        >>> from diffhypergeom.engines import LogspaceEngine, Urn
+        >>> theta = torch.tensor([[1.0, 2.0, 0.0]], dtype=torch.float64).log()  # w_2 = 0
+        >>> urn = Urn(torch.tensor([[2, 3, 4]]), torch.tensor([4]), theta, LogspaceEngine)
+        >>> urn.flip, urn.log_normalizer.exp()  # P0 = [t^4] (1 + t)^2 (1 + 2t)^3 = 12 + 16
+        (tensor([True]), tensor([28.0000], dtype=torch.float64))
+        >>> urn.mean()  # x_1 = 2 or 3: E[x_1] = (2 * 12 + 3 * 16) / 28
+        tensor([[1.4286, 2.5714, 0.0000]], dtype=torch.float64)
     """
 
     def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,

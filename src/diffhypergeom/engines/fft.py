@@ -141,7 +141,18 @@ def _transform(coeff: torch.Tensor, folded: torch.Tensor, grid: torch.Tensor,
 
 class FFTEngine(Engine):
     """Exponentially tilted binomials and their characteristic functions; see the module
-    docstring for the rule that sets the grid, the band and the windows."""
+    docstring for the rule that sets the grid, the band and the windows.
+
+    Example:
+        >>> import math, torch
+        >>> from diffhypergeom.engines import FFTEngine
+        >>> theta = torch.zeros(1, 3, dtype=torch.float64)  # equal weights: P0 = C(N, n)
+        >>> fft = FFTEngine(torch.tensor([[300, 500, 200]]), torch.tensor([400]), theta)
+        >>> round(float(fft.log_normalizer), 9), round(math.log(math.comb(1000, 400)), 9)
+        (669.352145126, 669.352145126)
+        >>> fft.moments()[0]  # hypergeometric means n m_i / N
+        tensor([[120.0000, 200.0000,  80.0000]], dtype=torch.float64)
+    """
 
     name = "fft"
 

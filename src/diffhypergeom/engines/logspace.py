@@ -138,7 +138,18 @@ def estimated_bytes(population: torch.Tensor, draws: torch.Tensor) -> int:
 
 
 class LogspaceEngine(Engine):
-    """Exact log-space generating-function tables; see the module docstring."""
+    """Exact log-space generating-function tables; see the module docstring.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines import LogspaceEngine
+        >>> theta = torch.tensor([[1.0, 3.0, 2.0]], dtype=torch.float64).log()
+        >>> engine = LogspaceEngine(torch.tensor([[3, 1, 2]]), torch.tensor([2]), theta)
+        >>> engine.log_normalizer.exp()  # P0: 3 + 9 + 12 + 12 + 4 over the five x with sum 2
+        tensor([40.], dtype=torch.float64)
+        >>> engine.log_marginals()[0].log_prob.exp()  # P(x_0 = k) = [16, 21, 3] / 40
+        tensor([[0.4000, 0.5250, 0.0750]], dtype=torch.float64)
+    """
 
     name = "logspace"
 

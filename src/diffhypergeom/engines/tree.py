@@ -62,6 +62,14 @@ class Level(NamedTuple):
         lo: ``[B, V]`` int64, the smallest count each node keeps.
         table: ``[B, V, W]`` float64, ``log P(S_v = lo + j)`` (``-inf`` past the node's
             window).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines.tree import Level, build_tree
+        >>> theta = torch.zeros(1, 2, dtype=torch.float64)  # small: whole, untilted tables
+        >>> leaves, root = build_tree(torch.tensor([[2, 3]]), torch.tensor([2]), theta)
+        >>> isinstance(root, Level), root.lo, root.table.exp()  # (1 + t)^5 up to t^2
+        (True, tensor([[0]]), tensor([[[ 1.0000,  5.0000, 10.0000]]], dtype=torch.float64))
     """
 
     lo: torch.Tensor
@@ -116,7 +124,18 @@ def build_tree(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tenso
     """The tree's levels, leaves first, for a flat batch: ``population [B, c]`` int64,
     ``draws [B]`` int64, ``theta [B, c]`` float64 (``-inf`` for a weight of zero). The tables
     are differentiable in ``theta`` when it requires grad (the saddle point and the windows are
-    not: the law does not depend on them)."""
+    not: the law does not depend on them).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines.tree import build_tree
+        >>> m, n = torch.tensor([[10_000, 10_000]]), torch.tensor([10_000])
+        >>> leaves, root = build_tree(m, n, torch.zeros(1, 2, dtype=torch.float64))  # p = 1/2
+        >>> leaves.lo, root.lo  # Bin(10^4, 1/2) within 486 of 5,000; the root keeps only n
+        (tensor([[4514, 4514]]), tensor([[10000]]))
+        >>> round(float(root.table.exp()), 8)  # P(S = n) = C(20000, 10000) / 2^20000
+        0.00564183
+    """
     levels, _ = _build(population, draws, theta)
     return levels
 
@@ -126,7 +145,18 @@ def log_normalizer(population: torch.Tensor, draws: torch.Tensor, theta: torch.T
                    ) -> torch.Tensor | tuple[torch.Tensor, list[Level]]:
     """``[B]``: ``A = log P0`` from the tree's root, ``-n tau + sum_i m_i softplus(theta_i +
     tau) + log P(S = n)``, differentiable (twice) in ``theta``. With ``return_levels`` also the
-    tree's levels, detached: one tree serves the mean and the sampler."""
+    tree's levels, detached: one tree serves the mean and the sampler.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines.tree import log_normalizer
+        >>> theta = torch.tensor([[1.0, 3.0]], dtype=torch.float64).log().requires_grad_()
+        >>> a = log_normalizer(torch.tensor([[2, 2]]), torch.tensor([2]), theta)
+        >>> round(a.exp().item(), 9)  # [t^2] (1 + t)^2 (1 + 3t)^2 = 1 + 12 + 9
+        22.0
+        >>> torch.autograd.grad(a.sum(), theta)[0]  # the mean: E[x_1] = (12 + 2 * 9) / 22
+        tensor([[0.6364, 1.3636]], dtype=torch.float64)
+    """
     levels, tilt = _build(population, draws, theta)
     root = levels[-1]
     at_root = (draws - root.lo[:, 0]).clamp(0, root.table.shape[-1] - 1)
@@ -140,7 +170,17 @@ def whole_tables(population: torch.Tensor, draws: torch.Tensor, theta: torch.Ten
     """Whether ``build_tree`` keeps every count of every node: when that touches at most
     ``FULL_WORK`` elements and the logits are close enough for log-space tables
     (``LOGSPACE_MAGNITUDE``). Then the tree is the log-space engine's product tree, exact to
-    rounding."""
+    rounding.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines.tree import whole_tables
+        >>> m, n, theta = torch.tensor([[100, 100]]), torch.tensor([50]), torch.zeros(1, 2).double()
+        >>> whole_tables(m, n, theta), whole_tables(100 * m, 200 * n, theta)  # 51^2; 10^8 > 2^24
+        (True, False)
+        >>> whole_tables(m, n, theta.new_tensor([[0.0, -3e4]]))  # logits 3e4 apart, 50 draws
+        False
+    """
     return (product_work(population, draws) <= FULL_WORK
             and logit_magnitude(population, draws, theta) <= LOGSPACE_MAGNITUDE)
 
@@ -305,7 +345,17 @@ def tree_work(population: torch.Tensor, draws: torch.Tensor) -> float:
     """The elements ``build_tree``'s convolutions touch: up to ``FULL_WORK``, the count for
     whole tables (the windowed tree of far-apart logits touches no more), else an estimate
     (weights taken equal, tilted windows) of ``sum`` over parents of ``(W_left + W_right) *
-    W_right``."""
+    W_right``.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.engines.tree import tree_work
+        >>> tree_work(torch.tensor([[100, 100]]), torch.tensor([50]))  # whole rows: 51 * 51
+        2601.0
+        >>> # windows of W = 2 * 485.56 + 1 counts, not 10,001: 2 W^2
+        >>> round(tree_work(torch.tensor([[10_000, 10_000]]), torch.tensor([10_000])))
+        1890033
+    """
     batch, classes = population.shape
     if batch * classes == 0:
         return 0.0
