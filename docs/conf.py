@@ -117,7 +117,23 @@ try:
     html_theme = "furo"
 except ImportError:  # pragma: no cover - the docs extra installs furo
     html_theme = "alabaster"
-html_title = f"diffhypergeom {release}"
+
+
+def _commit() -> str | None:
+    """The checkout's commit, so that the title says which source the pages (and the
+    highlighted source viewcode links to) were built from; ``None`` outside a git checkout."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+commit = _commit()
+html_title = f"diffhypergeom {release}" + (f" ({commit})" if commit else "")
 html_static_path = ["_static"]
 html_show_sourcelink = False
 
