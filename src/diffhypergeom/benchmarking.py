@@ -15,7 +15,10 @@ and ``num_samples`` samples per weight vector. ``run_case`` measures, after one 
   held before, on the CPU; ``torch.cuda.max_memory_allocated`` on CUDA).
 
 Peak resident memory is a per-process quantity, so ``run_cases_isolated`` runs every case in a
-fresh interpreter (``python -m diffhypergeom.benchmarking '<json>'``).
+fresh interpreter (``python -m diffhypergeom.benchmarking '<json>'``). ``format_table`` writes
+the rows as the markdown table of ``benchmarks/bench_sampling.py`` (which measures
+``CORE_CASES``); ``timed`` and ``best_seconds`` time any callable, as the other ``benchmarks/``
+scripts do.
 """
 
 from __future__ import annotations
@@ -37,6 +40,29 @@ from diffhypergeom.merged import MergedFisherNCHypergeometric
 
 @dataclasses.dataclass
 class BenchCase:
+    """One urn configuration to measure (a JSON-serialisable dataclass).
+
+    Attributes:
+        label: the case's name in tables.
+        population: balls per class, ``[c]``.
+        draws: balls drawn, ``n``.
+        weights: the Fisher weights of the first weight vector; ``None`` for all ones.
+        batch: weight vectors per call: ``weights`` and ``batch - 1`` random ones (standard
+            normal logits, seeded).
+        num_samples: samples per weight vector per call.
+        device: a ``torch.device`` string, e.g. ``"cpu"`` or ``"cuda"``.
+        engine: the engine of the distribution (``"auto"``, ``"logspace"`` or ``"fft"``).
+
+    Example:
+        >>> import dataclasses
+        >>> from diffhypergeom.benchmarking import BenchCase
+        >>> case = BenchCase("HGVAE urn", [10, 10], 10, [1.0, 1.0], batch=256, num_samples=1)
+        >>> case.batch * case.num_samples  # draws per call
+        256
+        >>> sorted(dataclasses.asdict(case))  # sent to a fresh interpreter as JSON
+        ['batch', 'device', 'draws', 'engine', 'label', 'num_samples', 'population', 'weights']
+    """
+
     label: str
     population: list[int]
     draws: int
@@ -47,7 +73,12 @@ class BenchCase:
     engine: str = "auto"
 
 
-# The configurations issue #2 asks for.
+#: The configurations issue #2 asks for, which ``benchmarks/bench_sampling.py`` measures. The
+#: paper's urn (``m = [200, 200, 200]``, ``n = 180``, weights ``[1, 10, 1]``, 50,000 samples),
+#: the HGVAE's urn with a batch of 256 weight vectors and one sample each, and 100 classes of
+#: 1,000 balls with ``n = 10^4`` (1,000 samples).
+#:
+#: :meta hide-value:
 CORE_CASES = [
     BenchCase("paper urn, 50k samples", [200, 200, 200], 180, [1.0, 10.0, 1.0]),
     BenchCase("HGVAE: 256 weight vectors", [10, 10], 10, [1.0, 1.0], batch=256, num_samples=1),
@@ -83,7 +114,20 @@ def _peak(device: torch.device) -> float:
 def timed(fn: Callable[[], object], device: torch.device, repeats: int,
           reduce: Callable[[list[float]], float] = statistics.median) -> tuple[float, float]:
     """``reduce`` (default: the median) of the seconds of ``repeats`` calls after one warm-up,
-    and peak memory (MiB above the level before the warm-up) over all calls."""
+    and peak memory (MiB above the level before the warm-up) over all calls.
+
+    On CUDA the device is synchronised around every call; peak memory is
+    ``torch.cuda.max_memory_allocated`` there and the process's peak resident set on the CPU
+    (Linux: it reads ``/proc/self/status``), which covers everything the process holds.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.benchmarking import timed
+        >>> x = torch.rand(10_000)
+        >>> seconds, peak_mb = timed(lambda: x.sort(), torch.device("cpu"), repeats=3)
+        >>> seconds > 0, peak_mb >= 0
+        (True, True)
+    """
     base = _reset_peak(device)
     fn()
     seconds = []
@@ -99,7 +143,16 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int,
 
 
 def best_seconds(fn: Callable[[], object], repeats: int, device: str = "cpu") -> float:
-    """The fastest of ``repeats`` timed calls of ``fn`` after one warm-up (``timed``)."""
+    """The fastest of ``repeats`` timed calls of ``fn`` after one warm-up (``timed``).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.benchmarking import best_seconds
+        >>> x = torch.rand(10_000)
+        >>> seconds = best_seconds(lambda: x.sort(), repeats=3)
+        >>> isinstance(seconds, float), seconds > 0
+        (True, True)
+    """
     return timed(fn, torch.device(device), repeats, reduce=min)[0]
 
 
@@ -115,7 +168,33 @@ def _logits(case: BenchCase, device: torch.device) -> torch.Tensor:
 
 
 def run_case(case: BenchCase, method: str = "exact", repeats: int = 3) -> dict:
-    """Measure one case in this process (see the module docstring for the quantities)."""
+    """Measure one case in this process (see the module docstring for the quantities).
+
+    ``method="exact"`` measures ``MultivariateFisherNCHypergeometric``; ``method="merge"`` the
+    paper's sampler, ``MergedFisherNCHypergeometric`` (then ``default_per_second`` is
+    ``None``). Each time is the median of ``repeats`` calls after one warm-up. The row also
+    holds the case (``label``, ``classes``, ``balls``, ``draws``, ``batch``, ``num_samples``),
+    the ``engine`` chosen, the ``device``, torch's ``threads``, the seconds per call
+    (``*_seconds``), the peak memory of each step in MiB (``table_peak_mb``, ``exact_peak_mb``,
+    ``relaxed_peak_mb``) and their maximum, ``peak_memory_mb``. On the CPU, memory that
+    earlier work freed but the process still holds is reused without raising its resident set,
+    so in a process that has run other work the peak can read lower than the case's own:
+    ``run_case_isolated`` avoids that.
+
+    Example:
+        >>> from diffhypergeom.benchmarking import BenchCase, run_case
+        >>> case = BenchCase("tiny urn", [3, 4], 2, [1.0, 2.0], num_samples=10)
+        >>> row = run_case(case, repeats=1)
+        >>> row["label"], row["method"], row["engine"], row["balls"], row["num_samples"]
+        ('tiny urn', 'exact', 'logspace', 7, 10)
+        >>> all(row[key] > 0 for key in ("exact_per_second", "relaxed_per_second",
+        ...                              "default_per_second", "table_seconds"))
+        True
+        >>> row["peak_memory_mb"] >= 0
+        True
+        >>> run_case(case, "merge", repeats=1)["default_per_second"] is None
+        True
+    """
     device = torch.device(case.device)
     population = torch.tensor(case.population, device=device)
     logits = _logits(case, device)
@@ -166,7 +245,21 @@ def run_case(case: BenchCase, method: str = "exact", repeats: int = 3) -> dict:
 
 
 def run_case_isolated(case: BenchCase, method: str = "exact", repeats: int = 3) -> dict:
-    """``run_case`` in a fresh interpreter, so that peak memory belongs to this case alone."""
+    """``run_case`` in a fresh interpreter, so that peak memory belongs to this case alone.
+
+    Raises ``RuntimeError`` with the end of the interpreter's standard error if the case
+    fails there.
+
+    Example:
+        The fresh interpreter imports torch first, which takes a few seconds; the row is a
+        ``run_case`` row:
+
+        >>> from diffhypergeom.benchmarking import BenchCase, run_case_isolated
+        >>> case = BenchCase("tiny urn", [3, 4], 2, [1.0, 2.0], num_samples=10)
+        >>> row = run_case_isolated(case, repeats=1)
+        >>> row["label"], row["engine"], row["exact_per_second"] > 0
+        ('tiny urn', 'logspace', True)
+    """
     request = json.dumps({"case": dataclasses.asdict(case), "method": method,
                           "repeats": repeats})
     done = subprocess.run([sys.executable, "-m", "diffhypergeom.benchmarking", request],
@@ -178,6 +271,22 @@ def run_case_isolated(case: BenchCase, method: str = "exact", repeats: int = 3) 
 
 def run_cases_isolated(cases: Sequence[BenchCase], method: str = "exact", repeats: int = 3,
                        progress: Callable[[BenchCase], None] | None = None) -> list[dict]:
+    """``run_case_isolated`` for each case in turn, one fresh interpreter per case; ``progress``
+    (if given) is called with each case before it runs.
+
+    Example:
+        ``benchmarks/bench_sampling.py`` runs ``CORE_CASES`` (minutes); one tiny case here (a
+        few seconds, the fresh interpreter's import of torch):
+
+        >>> from diffhypergeom.benchmarking import CORE_CASES, BenchCase, run_cases_isolated
+        >>> [case.label for case in CORE_CASES]
+        ['paper urn, 50k samples', 'HGVAE: 256 weight vectors', 'c=100 x 1000 balls, n=10^4']
+        >>> tiny = BenchCase("tiny urn", [3, 4], 2, [1.0, 2.0], num_samples=10)
+        >>> rows = run_cases_isolated([tiny], repeats=1, progress=lambda case: print(case.label))
+        tiny urn
+        >>> [(row["label"], row["method"]) for row in rows]
+        [('tiny urn', 'exact')]
+    """
     rows = []
     for case in cases:
         if progress is not None:
@@ -186,6 +295,10 @@ def run_cases_isolated(cases: Sequence[BenchCase], method: str = "exact", repeat
     return rows
 
 
+#: The columns of ``format_table``, each ``(title, key of a run_case row, format)``; a
+#: ``None`` value is written ``-``.
+#:
+#: :meta hide-value:
 COLUMNS = [
     ("case", "label", "{}"), ("method", "method", "{}"), ("engine", "engine", "{}"),
     ("device", "device", "{}"),
@@ -199,7 +312,20 @@ COLUMNS = [
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """A markdown table of ``run_case`` results."""
+    """A markdown table of ``run_case`` results, one line per row (columns: ``COLUMNS``; a
+    missing or ``None`` value is written ``-``).
+
+    Example:
+        >>> from diffhypergeom.benchmarking import format_table
+        >>> row = {"label": "paper urn", "method": "exact", "engine": "logspace",
+        ...        "device": "cpu", "relaxed_per_second": 1234567.8,
+        ...        "default_per_second": None, "exact_per_second": 2.5e6,
+        ...        "table_seconds": 0.01234, "relaxed_peak_mb": 12.6, "exact_peak_mb": 3.2}
+        >>> print(format_table([row]))
+        | case | method | engine | device | draws/s relaxed (fwd+bwd) | ... | peak MiB exact |
+        |---|---|---|---|---|---|---|---|---|---|
+        | paper urn | exact | logspace | cpu | 1,234,568 | - | 2,500,000 | 0.012 | 13 | 3 |
+    """
     lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for row in rows:
