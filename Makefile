@@ -1,12 +1,12 @@
 # Two entry points: `make demo` (the main job on its embedded default) and `make test`;
 # `make docs` builds the documentation site (docs/_build/html) and runs its doctests.
-# All three create .venv and install the package with its extras; torch is pinned to the CPU
-# build that the development machines carry, so that pip does not fetch a CUDA build.
+# All three create .venv and install the package with all its extras (dev, experiments,
+# docs); torch is pinned to the CPU build that the development machines carry, so that pip
+# does not fetch a CUDA build.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-DOCS_STAMP := $(VENV)/.docs-installed-stamp
 
 .PHONY: demo test install lint docs clean
 
@@ -29,11 +29,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
-$(DOCS_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[docs]'
-	touch $(DOCS_STAMP)
-
-docs: $(DOCS_STAMP)
+docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 	$(BIN)/sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
 

@@ -6,7 +6,7 @@ Bernoulli(decoder(z_i))``. Variational posterior ``q(z_i|x_i) = N(mu_phi(x_i),
 diag sigma^2_phi(x_i))`` and ``q(c_i|x_i) = gamma_i``, ``gamma_ik ∝ p(c_i = k)
 N(z_i; mu_k, sigma_k^2)`` evaluated at a sample ``z_i`` (VaDE's choice).
 
-Loss per batch of size B (the negative ELBO divided by B, so the per-sample terms are means):
+Loss per batch of size B (the negative ELBO divided by B, so the per-sample terms are means)::
 
     -(1/B) sum_i [ log p(x_i|z_i) + sum_k gamma_ik E_q log N(z_i; mu_k, sigma_k^2)
                    - E_q log q(z_i|x_i) - sum_k gamma_ik log gamma_ik ]
