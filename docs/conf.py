@@ -179,10 +179,19 @@ def _skip_tuple_fields(app, what, name, obj, skip, options):
     return None
 
 
+def _link_design_notes(app, what, name, obj, options, lines):
+    """The docstrings cite the design notes by their path in the checkout; on the site the path
+    becomes a link to the page."""
+    for index, line in enumerate(lines):
+        lines[index] = line.replace("``docs/design/index.md``",
+                                    ":doc:`docs/design/index.md </design/index>`")
+
+
 def setup(app):
     from docutils.parsers.rst import Directive
 
     app.connect("autodoc-skip-member", _skip_tuple_fields)
+    app.connect("autodoc-process-docstring", _link_design_notes)
 
     class CliHelp(Directive):
         has_content = False
