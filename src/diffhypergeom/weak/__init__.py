@@ -10,6 +10,6 @@ Modules: ``sources`` (factor -> image interface), ``render`` (procedural mpi3d-l
 ``loaders`` (mpi3d / dSprites ``.npz``), ``pairs`` (lazy seeded pairs), ``networks`` (conv
 encoder/decoder), ``methods`` (shared-set selection and aggregation), ``module`` (Lightning),
 ``metrics``, ``train`` (one run), ``sweep`` (methods x s x seeds), ``report`` (tables/figures).
-Importing this package needs torch and numpy only; Lightning and scikit-learn are imported by
-``module``, ``train``, ``metrics`` and ``sweep``.
+Importing this package needs torch and numpy only; ``module`` (Lightning) and ``metrics``
+(scikit-learn) import them when imported, ``train`` and ``sweep`` only when they run.
 """
