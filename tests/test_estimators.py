@@ -32,10 +32,16 @@ def _exact_gradient(f, urn=(POP, DRAWS, WEIGHTS)) -> np.ndarray:
     return (ref["p"] * values) @ (ref["points"] - ref["mean"])
 
 
-def _gradient(estimator: str, f, num_samples: int, urn=(POP, DRAWS, WEIGHTS), **kwargs
-              ) -> np.ndarray:
+def _gradient(estimator: str, f, num_samples: int, urn=(POP, DRAWS, WEIGHTS),
+              replicates: int | None = None, **kwargs) -> np.ndarray:
+    """One estimate ``[c]``, or ``replicates`` independent ones ``[replicates, c]`` from one
+    call on a batch of copies of the urn (the loss sums over the batch, and each copy's draws,
+    baseline and control variate are its own, so each copy's gradient is one estimate)."""
     population, draws, weights = urn
-    weights = torch.tensor(weights, dtype=torch.float64).requires_grad_()
+    weights = torch.tensor(weights, dtype=torch.float64)
+    if replicates is not None:
+        weights = weights.expand(replicates, -1).clone()
+    weights.requires_grad_()
     dist = MFNCH(torch.tensor(population), draws, weights=weights)
     surrogate_loss(dist, f, num_samples=num_samples, estimator=estimator, **kwargs).backward()
     # d/dtheta = w d/dw (zero for a zero weight: the law does not depend on its logit)
@@ -47,8 +53,7 @@ def _agrees(estimator: str, f, replicates: int = 1000, num_samples: int = 4, z: 
     """Mean of ``replicates`` gradients within ``z`` standard errors of the exact one, every
     component (z = 5: a false alarm has probability ~1e-6 per component)."""
     torch.manual_seed(0)
-    grads = np.stack([_gradient(estimator, f, num_samples, urn, **kwargs)
-                      for _ in range(replicates)])
+    grads = _gradient(estimator, f, num_samples, urn, replicates, **kwargs)
     error = np.abs(grads.mean(0) - _exact_gradient(f, urn))
     return bool((error <= z * grads.std(0, ddof=1) / math.sqrt(replicates) + 1e-9).all())
 
@@ -105,7 +110,7 @@ def test_reinforce_cv_spread_is_below_reinforce_loo():
     spread = {}
     for estimator in ("reinforce-loo", "reinforce-cv"):
         torch.manual_seed(1)
-        grads = np.stack([_gradient(estimator, f, 64) for _ in range(100)])
+        grads = _gradient(estimator, f, 64, replicates=100)
         spread[estimator] = np.sqrt(np.trace(np.cov(grads.T)))
     assert spread["reinforce-cv"] < 0.5 * spread["reinforce-loo"], spread
 
@@ -179,14 +184,11 @@ def test_reinforce_cv_with_many_wide_classes():
     (exact,) = torch.autograd.grad(MFNCH(population, 1000, logits=theta).mean @ a, theta)
     replicates = 40
 
-    def grads(estimator, num_samples):
-        out = []
-        for _ in range(replicates):
-            theta = logits0.clone().requires_grad_()
-            surrogate_loss(MFNCH(population, 1000, logits=theta), lambda x: x @ a,
-                           num_samples=num_samples, estimator=estimator).backward()
-            out.append(theta.grad.numpy())
-        return np.stack(out)
+    def grads(estimator, num_samples):  # one call, a batch of `replicates` copies of the urn
+        theta = logits0.expand(replicates, -1).clone().requires_grad_()
+        surrogate_loss(MFNCH(population, 1000, logits=theta), lambda x: x @ a,
+                       num_samples=num_samples, estimator=estimator).backward()
+        return theta.grad.numpy()
 
     spread = {}
     for num_samples in (32, 128):
