@@ -5,6 +5,10 @@ compiled code."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 from torch.func import vmap
@@ -77,3 +81,28 @@ def test_rsample_inside_compiled_code():
 
     torch.compile(loss)(logits).backward()
     assert torch.isfinite(logits.grad).all() and (logits.grad != 0).any()
+
+
+def test_import_is_light_and_a_first_call_inside_compiled_code_works():
+    """``import diffhypergeom`` does not load ``torch._dynamo`` (about 2 s); the samplers' first
+    call, made inside ``torch.compile``d code, still runs them eagerly (fresh interpreter)."""
+    code = textwrap.dedent("""
+        import sys, torch
+        import diffhypergeom
+        assert "torch._dynamo" not in sys.modules, "import diffhypergeom loaded torch._dynamo"
+        from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
+        logits = torch.tensor([0.0, 1.0, -0.7], dtype=torch.float64, requires_grad=True)
+
+        def loss(logits):
+            x = MFNCH(torch.tensor([5, 7, 4]), 6, logits=logits).rsample((100,))
+            return (x * torch.tensor([1.0, 2.0, 3.0], dtype=x.dtype)).sum(), x.detach()
+
+        out, x = torch.compile(loss)(logits)
+        out.backward()
+        assert torch.isfinite(logits.grad).all() and (logits.grad != 0).any()
+        print(x.sum(-1).unique().tolist())
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[6.0]", done.stdout

@@ -13,7 +13,9 @@ binomials and their characteristic function (FFT) for large ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import sys
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,23 @@ TREE_WORK = float(1 << 30)
 # Urns of fewer classes than this are drawn by the sequential sampler: its c - 1 steps cost less
 # than the tree's bookkeeping there (the paper urn's exact draws: about twice as fast).
 TREE_MIN_CLASSES = 8
+
+
+def _eager(method: Callable) -> Callable:
+    """``torch.compiler.disable(method)``, applied at the first call made once
+    ``torch._dynamo`` is loaded: decorating at import time would load it (about 2 s), and code
+    is compiled only after it has been loaded."""
+    disabled: list[Callable] = []
+
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        if "torch._dynamo" not in sys.modules:
+            return method(*args, **kwargs)
+        if not disabled:
+            disabled.append(torch.compiler.disable(method))
+        return disabled[0](*args, **kwargs)
+
+    return call
 
 
 class MultivariateFisherNCHypergeometric(UrnDistribution):
@@ -323,7 +342,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
         check_count_dtype(self.logits.dtype, self.draws)
         return self._sample_counts(torch.Size(sample_shape), permute).to(self.logits.dtype)
 
-    @torch.compiler.disable
+    @_eager
     def _sample_counts(self, sample_shape: torch.Size, permute: bool = False) -> torch.Tensor:
         """Exact draws, int64 ``[*sample_shape, *batch, c]``: the log-depth tree where it is
         built (``_tree``), else the sequential sampler."""
@@ -390,7 +409,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
         return self._rsample(sample_shape, gradient, temperature, permute, couple_rows,
                              rao_samples, width)
 
-    @torch.compiler.disable
+    @_eager
     def _rsample(self, sample_shape: torch.Size, gradient: str,
                  temperature: float | torch.Tensor | None, permute: bool | None,
                  couple_rows: bool | None, rao_samples: int | None, width: int | None
