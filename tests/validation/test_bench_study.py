@@ -1,5 +1,7 @@
 """The benchmark sweep end to end on tiny cases (each in its own subprocess)."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -51,9 +53,7 @@ def test_cuda_without_gpu_is_a_clear_error():
     ({"threads": 0}, "threads"),
 ])
 def test_bad_config_raises(overrides, match):
-    config = BenchConfig()
-    for key, value in overrides.items():
-        setattr(config, key, value)
+    config = dataclasses.replace(BenchConfig(), **overrides)
     with pytest.raises(ValueError, match=match):
         config.validate()
 

@@ -1,5 +1,6 @@
 """The KS study end to end on tiny urns: results.json content, figures, resuming."""
 
+import dataclasses
 import json
 
 import pytest
@@ -11,9 +12,7 @@ from diffhypergeom.validation.ks import KSConfig, run_ks
 def tiny_config(**overrides) -> KSConfig:
     config = KSConfig(num_samples=4000, class_size=40, draws=36, weight_values=[1.0, 10.0],
                       draw_values=[80], middle_values=[], sweep_draws=40, seed=3)
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
+    return dataclasses.replace(config, **overrides)
 
 
 @pytest.fixture(scope="module")

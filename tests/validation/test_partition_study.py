@@ -1,6 +1,8 @@
 """The partition-learning study end to end on a small problem: files, curves, resumption, and a
 gradient-quality measurement that tells an unbiased estimator from a biased one."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -20,9 +22,7 @@ from diffhypergeom.validation.partition import (
 def tiny_config(**overrides) -> PartitionConfig:
     config = PartitionConfig(sizes=[4, 3, 2], steps=30, seeds=1, eval_every=10,
                              eval_samples=16, gradient_replicates=60, seed=3)
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
+    return dataclasses.replace(config, **overrides)
 
 
 @pytest.fixture(scope="module")

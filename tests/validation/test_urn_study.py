@@ -1,6 +1,8 @@
 """Learning urn weights end to end on a small urn: ML recovers the centred log-weights within
 the Fisher-information tolerance, and that tolerance rejects a wrong answer."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -16,9 +18,7 @@ def tiny_config(**overrides) -> UrnConfig:
     config = UrnConfig(population=[30, 30, 30], draws=27, weight_values=[1.0, 4.0],
                        num_data=500, num_train=400, epochs=2, batch_size=50, ml_iterations=30,
                        seed=5)
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
+    return dataclasses.replace(config, **overrides)
 
 
 @pytest.fixture(scope="module")
