@@ -39,6 +39,7 @@ from diffhypergeom.checks import (
 from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
 from diffhypergeom.engines import wallenius as quadrature
 from diffhypergeom.sort import neural_sort
+from diffhypergeom.special import NEG_INF
 
 # draws of the Monte Carlo entropy
 ENTROPY_SAMPLES = 4096
@@ -154,21 +155,20 @@ class RandomPartition(Distribution):
         those not in earlier blocks. Only the drawn elements enter the integrand; the elements
         left for later blocks enter through their total weight alone, so each block is computed
         on its own elements and one merged element of that weight (the same integral)."""
-        neg_inf = float("-inf")
         log_w = self.element_logits.to(torch.float64).expand(z.shape)
         x = one_hot[..., :-1].transpose(-1, -2)                          # [..., K-1, N]
         width = max(int(sizes[..., :-1].max()), 1)
         members = torch.sort(x, dim=-1, descending=True, stable=True).indices[..., :width]
         drawn = x.gather(-1, members)                                     # 1, then 0 padding
         member_w = log_w.unsqueeze(-2).expand(x.shape).gather(-1, members)
-        member_w = torch.where(drawn > 0, member_w, torch.full_like(member_w, neg_inf))
+        member_w = torch.where(drawn > 0, member_w, torch.full_like(member_w, NEG_INF))
         later = z.unsqueeze(-2) > torch.arange(self.num_blocks - 1, device=z.device).unsqueeze(-1)
-        rest_w = torch.logsumexp(torch.where(later, log_w.unsqueeze(-2), neg_inf), -1)
+        rest_w = torch.logsumexp(torch.where(later, log_w.unsqueeze(-2), NEG_INF), -1)
         has_rest = later.any(-1).to(torch.float64).unsqueeze(-1)
         counts = torch.cat([drawn, torch.zeros_like(has_rest)], -1)
         population = torch.cat([drawn, has_rest], -1)
         weights = torch.cat([member_w, torch.where(has_rest > 0, rest_w.unsqueeze(-1),
-                                                   neg_inf)], -1)
+                                                   NEG_INF)], -1)
         return quadrature.log_prob(counts, population, weights).sum(-1)
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
