@@ -23,8 +23,8 @@ from collections.abc import Callable
 import torch
 
 from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
-from diffhypergeom.benchmarking import timed
-from diffhypergeom.engines import choose
+from diffhypergeom.numerics.engines import choose
+from diffhypergeom_studies.benchmarking import timed
 
 
 def best_and_peak(fn: Callable[[], object], device: torch.device, repeats: int

@@ -37,7 +37,7 @@ import sys
 import torch
 
 from diffhypergeom import RandomPartition
-from diffhypergeom.benchmarking import best_seconds
+from diffhypergeom_studies.benchmarking import best_seconds
 
 F64 = torch.float64
 

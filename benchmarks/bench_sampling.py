@@ -16,7 +16,7 @@ import dataclasses
 
 import torch
 
-from diffhypergeom.benchmarking import CORE_CASES, format_table, run_cases_isolated
+from diffhypergeom_studies.benchmarking import CORE_CASES, format_table, run_cases_isolated
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 
 from diffhypergeom import MultivariateWalleniusNCHypergeometric as Wallenius
-from diffhypergeom.benchmarking import best_seconds
+from diffhypergeom_studies.benchmarking import best_seconds
 
 F64 = torch.float64
 

@@ -148,7 +148,7 @@ def _cli_help_nodes() -> list:
 
     from docutils import nodes
 
-    from diffhypergeom.cli import build_parser
+    from diffhypergeom_studies.cli import build_parser
 
     def walk(parser: argparse.ArgumentParser, name: str) -> list:
         block = nodes.literal_block(text=parser.format_help())

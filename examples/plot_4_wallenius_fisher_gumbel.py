@@ -4,9 +4,9 @@ Fisher, Wallenius and Gumbel-top-k
 
 Two ways to draw :math:`n` balls from a weighted urn give two different laws: drawn
 *together*, biased by the weights, the class counts follow the Fisher law
-(:class:`~diffhypergeom.distribution.MultivariateFisherNCHypergeometric`); drawn *one at a
+(:class:`~diffhypergeom.laws.fisher.MultivariateFisherNCHypergeometric`); drawn *one at a
 time*, each with probability proportional to its weight, they follow the Wallenius law
-(:class:`~diffhypergeom.wallenius.MultivariateWalleniusNCHypergeometric`). Gumbel-top-k,
+(:class:`~diffhypergeom.laws.wallenius.MultivariateWalleniusNCHypergeometric`). Gumbel-top-k,
 ``topk(logits + Gumbel noise, k)``, is the second kind: with one ball per item its sets follow
 :func:`diffhypergeom.subsets.gumbel_top_k`, not :func:`diffhypergeom.subsets.k_subset`.
 """

@@ -2,7 +2,7 @@
 Random partitions with an exact probability
 ===========================================
 
-:class:`~diffhypergeom.partition.RandomPartition` splits :math:`N` elements into :math:`K`
+:class:`~diffhypergeom.laws.partition.RandomPartition` splits :math:`N` elements into :math:`K`
 ordered blocks: the block sizes follow the Fisher law with urn :math:`(N, \\dots, N)` and
 :math:`N` draws (weights ``exp(size_logits)``), the elements are ranked by Plackett-Luce on
 their scores (``element_logits``), and block :math:`k` takes the next :math:`n_k` of them. Its

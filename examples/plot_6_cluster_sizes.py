@@ -9,7 +9,7 @@ the Fisher law with urn :math:`(N, \\dots, N)` and :math:`N` draws,
 
    p(n) \\propto \\prod_{k=1}^{K} \\binom{N}{n_k} w_k^{n_k}, \\qquad \\sum_k n_k = N,
 
-the size law of :class:`~diffhypergeom.partition.RandomPartition` and the learnable
+the size law of :class:`~diffhypergeom.laws.partition.RandomPartition` and the learnable
 cluster-size prior of the clustering study (``diffhypergeom cluster``). With equal weights the
 sizes are balanced; the weights move mass between clusters. We show the exact marginal law of
 each cluster's size for three weight vectors.

@@ -72,11 +72,11 @@ def test_wheel_and_sdist_carry_the_package(artefacts):
     (wheel,) = artefacts.glob("diffhypergeom-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "diffhypergeom/py.typed" in names
-    assert "diffhypergeom/engines/tree.py" in names
+    assert "diffhypergeom/numerics/tree.py" in names
     assert any(n.endswith("licenses/LICENSE") or n.endswith("/LICENSE") for n in names)
     (sdist,) = artefacts.glob("diffhypergeom-*.tar.gz")
     members = tarfile.open(sdist).getnames()
-    assert any(m.endswith("src/diffhypergeom/distribution.py") for m in members)
+    assert any(m.endswith("src/diffhypergeom/laws/fisher.py") for m in members)
     assert any(m.endswith("README.md") for m in members)
 
 

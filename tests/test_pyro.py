@@ -17,7 +17,7 @@ import pyro.distributions as dist  # noqa: E402
 from pyro.infer import SVI, Predictive, Trace_ELBO, TraceEnum_ELBO  # noqa: E402
 from pyro.optim import ClippedAdam  # noqa: E402
 
-import diffhypergeom.support  # noqa: E402
+import diffhypergeom.numerics.support  # noqa: E402
 from diffhypergeom import MultivariateFisherNCHypergeometric as CoreMFNCH  # noqa: E402
 from diffhypergeom import pyro as dh_pyro  # noqa: E402
 from diffhypergeom.pyro import MultivariateFisherNCHypergeometric as MFNCH  # noqa: E402
@@ -229,7 +229,7 @@ def test_enumerate_support_refuses_large_supports_and_mixed_urns(monkeypatch):
         d.expand([2]).enumerate_support()
     assert MFNCH([20, 20, 20], 25, logits=torch.zeros(3), max_support=306
                  ).enumerate_support().shape == (306, 3)
-    monkeypatch.setattr(diffhypergeom.support, "MAX_ENUMERATE_SUPPORT", 300)
+    monkeypatch.setattr(diffhypergeom.numerics.support, "MAX_ENUMERATE_SUPPORT", 300)
     with pytest.raises(ValueError, match="MAX_ENUMERATE_SUPPORT"):
         MFNCH([20, 20, 20], 25, logits=torch.zeros(3)).enumerate_support()
     with pytest.raises(ValueError, match="at least"):
@@ -345,7 +345,7 @@ def test_examples_run_and_print_the_exact_evidence(where, capsys):
 
 # ------------------------------------------------------------------ import hygiene
 def test_importing_the_core_does_not_import_pyro():
-    code = ("import sys, diffhypergeom, diffhypergeom.distribution\n"
+    code = ("import sys, diffhypergeom, diffhypergeom.laws.fisher\n"
             "assert 'pyro' not in sys.modules, sorted(m for m in sys.modules if 'pyro' in m)\n"
             "import diffhypergeom.pyro\n"
             "assert 'pyro' in sys.modules\n")

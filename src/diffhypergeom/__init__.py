@@ -9,12 +9,15 @@ distribution for PyTorch.
     [180.0, 180.0, 180.0, 180.0]
 """
 
-from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
-from diffhypergeom.merged import MergedFisherNCHypergeometric
-from diffhypergeom.partition import RandomPartition
-from diffhypergeom.relaxed import RelaxedMultivariateFisherNCHypergeometric
-from diffhypergeom.sampling import RelaxedDraw
-from diffhypergeom.wallenius import MultivariateWalleniusNCHypergeometric
+from diffhypergeom import moved
+from diffhypergeom.laws import (
+    MergedFisherNCHypergeometric,
+    MultivariateFisherNCHypergeometric,
+    MultivariateWalleniusNCHypergeometric,
+    RandomPartition,
+    RelaxedMultivariateFisherNCHypergeometric,
+)
+from diffhypergeom.numerics.sampling import RelaxedDraw
 
 __all__ = [
     "MergedFisherNCHypergeometric",
@@ -25,3 +28,5 @@ __all__ = [
     "RelaxedMultivariateFisherNCHypergeometric",
 ]
 __version__ = "0.1.0"
+
+moved.install()

@@ -46,8 +46,12 @@ from typing import NamedTuple
 import torch
 from torch.distributions import Distribution
 
-from diffhypergeom.base import UrnDistribution
-from diffhypergeom.support import support_points, support_size
+from diffhypergeom.laws.base import UrnDistribution
+from diffhypergeom.numerics.support import support_points, support_size
+
+__all__ = [
+    "CV_CONSTANT", "CV_GROUP", "CV_SHRINK", "ESTIMATORS", "MAX_EXACT_SUPPORT", "surrogate_loss",
+]
 
 ESTIMATORS = ("pathwise", "reinforce-loo", "reinforce-cv", "exact")
 

@@ -18,7 +18,7 @@ Gradients at latent sites: the Fisher class here has ``has_rsample = False`` by 
 ``Trace_ELBO`` forms score-function gradients (unbiased) and ``TraceEnum_ELBO`` may enumerate a
 guide site. ``d.has_rsample_(True)`` opts into pathwise gradients: Pyro then calls ``rsample()``
 with no keywords, i.e. exact draws whose gradient is that of the exact mean. Measured by
-``python -m diffhypergeom.validation.elbo`` (a latent urn ``[4, 4, 4]``, ``n = 5``, Gaussian
+``python -m diffhypergeom_studies.validation.elbo`` (a latent urn ``[4, 4, 4]``, ``n = 5``, Gaussian
 observations of ``x_0 - x_2``; 200,000 particles per estimator against the enumerated
 gradient): relative bias 0.018 (standard error 0.0014) and a spread of 0.61 per particle
 pathwise, against 0.004 (0.007, i.e. none detected) and 3.0 with the score function. The
@@ -31,7 +31,7 @@ of a few percent, and never for a guide site that is enumerated. (The core class
 ``enumerate_support(expand=True)`` lists every count vector of the support, so
 ``TraceEnum_ELBO`` can sum a small urn out exactly. All batch elements must share
 ``population`` and ``draws``; at most ``max_support`` points (constructor keyword, default
-``diffhypergeom.support.MAX_ENUMERATE_SUPPORT``, 100,000).
+``diffhypergeom.numerics.support.MAX_ENUMERATE_SUPPORT``, 100,000).
 
 Example: a latent urn summed out exactly (``-loss`` is the log-evidence ``log p(y)``)::
 
@@ -49,8 +49,8 @@ import torch
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from pyro.distributions.util import broadcast_shape
 
-from diffhypergeom import distribution, merged, partition, relaxed, wallenius
-from diffhypergeom.support import support_size
+from diffhypergeom.laws import fisher, merged, partition, relaxed, wallenius
+from diffhypergeom.numerics.support import support_size
 
 __all__ = ["MergedFisherNCHypergeometric", "MultivariateFisherNCHypergeometric",
            "MultivariateWalleniusNCHypergeometric", "RandomPartition",
@@ -68,7 +68,7 @@ class _UrnLaw(TorchDistributionMixin):
         return torch.Size(broadcast_shape(*shapes)), torch.Size(population[-1:])
 
 
-class MultivariateFisherNCHypergeometric(distribution.MultivariateFisherNCHypergeometric,
+class MultivariateFisherNCHypergeometric(fisher.MultivariateFisherNCHypergeometric,
                                          _UrnLaw):
     """The multivariate Fisher noncentral hypergeometric distribution for Pyro (the core law;
     see ``diffhypergeom.MultivariateFisherNCHypergeometric`` and the module docstring). Latent
@@ -136,7 +136,7 @@ class MultivariateWalleniusNCHypergeometric(wallenius.MultivariateWalleniusNCHyp
 
 
 class RandomPartition(partition.RandomPartition, TorchDistributionMixin):
-    """The random partition model for Pyro (see ``diffhypergeom.partition.RandomPartition``):
+    """The random partition model for Pyro (see ``diffhypergeom.laws.partition.RandomPartition``):
     observed sites score labellings exactly; latent sites draw exactly with score-function
     gradients (unbiased) unless ``has_rsample_(True)`` selects the straight-through one.
 

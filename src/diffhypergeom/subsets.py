@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import torch
 
-from diffhypergeom.checks import TensorLike, as_float_tensor
-from diffhypergeom.distribution import MultivariateFisherNCHypergeometric
-from diffhypergeom.wallenius import MultivariateWalleniusNCHypergeometric
+from diffhypergeom.laws.checks import TensorLike, as_float_tensor
+from diffhypergeom.laws.fisher import MultivariateFisherNCHypergeometric
+from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
+
+__all__ = ["gumbel_top_k", "k_subset"]
 
 
 def k_subset(logits: TensorLike, k: TensorLike, engine: str = "auto",

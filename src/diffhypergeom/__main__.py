@@ -1,5 +1,0 @@
-import sys
-
-from diffhypergeom.cli import main
-
-sys.exit(main())

@@ -1,1 +1,0 @@
-"""Subcommands of the ``diffhypergeom`` CLI (see ``diffhypergeom.cli``)."""

@@ -1,0 +1,23 @@
+"""The laws, one per module, each a ``torch.distributions.Distribution``:
+
+- ``fisher``: ``MultivariateFisherNCHypergeometric`` (balls drawn together);
+- ``wallenius``: ``MultivariateWalleniusNCHypergeometric`` (balls drawn one at a time);
+- ``merged``: ``MergedFisherNCHypergeometric`` (the paper's sampler, a baseline);
+- ``relaxed``: ``RelaxedMultivariateFisherNCHypergeometric`` (Gumbel-softmax soft counts);
+- ``partition``: ``RandomPartition`` (DRPM, exact probability);
+- ``base``: ``UrnDistribution``, what the urn laws share; ``checks``: argument validation.
+"""
+
+from diffhypergeom.laws.fisher import MultivariateFisherNCHypergeometric
+from diffhypergeom.laws.merged import MergedFisherNCHypergeometric
+from diffhypergeom.laws.partition import RandomPartition
+from diffhypergeom.laws.relaxed import RelaxedMultivariateFisherNCHypergeometric
+from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
+
+__all__ = [
+    "MergedFisherNCHypergeometric",
+    "MultivariateFisherNCHypergeometric",
+    "MultivariateWalleniusNCHypergeometric",
+    "RandomPartition",
+    "RelaxedMultivariateFisherNCHypergeometric",
+]

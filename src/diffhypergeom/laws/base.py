@@ -1,0 +1,539 @@
+"""``UrnDistribution``: what every urn law of the library shares.
+
+An urn holds ``m_i`` balls of class ``i`` (``i = 1..c``) with weights ``w_i = exp(logits_i)``;
+``n`` balls are drawn, and a law gives the probability of the class counts ``x`` (``0 <= x_i <=
+m_i``, ``sum_i x_i = n``). The laws differ in how the balls are drawn: together, biased by the
+weights (Fisher: ``MultivariateFisherNCHypergeometric``), or by the paper's merged sequence of
+univariate Fisher steps (``MergedFisherNCHypergeometric``);
+``RelaxedMultivariateFisherNCHypergeometric`` relaxes the Fisher draws to real counts.
+
+This base class holds the parameters and their validation, the shapes (``batch_shape``
+broadcasts ``population.shape[:-1]``, ``draws.shape`` and ``logits.shape[:-1]``;
+``event_shape == (c,)``), ``expand`` (batch dimensions that repeat one urn are computed once),
+the support and its enumeration, and the repr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.distributions import Distribution, constraints
+
+from diffhypergeom.laws.checks import (
+    TensorLike,
+    as_count_tensor,
+    as_float_tensor,
+    broadcast_batch,
+    broadcast_value,
+    check_logits,
+    check_total,
+    check_weights,
+)
+from diffhypergeom.numerics import support as support_module
+from diffhypergeom.numerics.engines import ENGINES, Urn, build
+from diffhypergeom.numerics.sampling import GumbelSettings, RelaxedDraw, rsample_sequential
+from diffhypergeom.numerics.special import NEG_INF
+from diffhypergeom.numerics.support import support_points, support_size
+
+__all__ = [
+    "CACHES", "MAX_DENSE", "ORDER_CACHE", "REPR_ENTRIES", "UrnDistribution", "UrnSupport",
+    "check_count_dtype",
+    "show",
+]
+
+# permuted copies of a distribution (one per class order) that ``_permuted`` keeps
+ORDER_CACHE = 24
+# a parameter with at most this many entries is shown by value in the repr
+REPR_ENTRIES = 12
+# Largest dense marginal (counts x urns) that ``marginal`` and ``log_marginal`` build.
+MAX_DENSE = 1 << 26
+# what a copy (``expand``, a class permutation) must not inherit: it is computed per urn
+CACHES = ("_urn_cache", "_tree_levels", "_order_cache")
+
+
+class UrnSupport(constraints.Constraint):
+    """Integer vectors ``x`` with ``0 <= x_i <= m_i`` and ``sum_i x_i = n``: the ``support``
+    of the discrete urn laws, as ``validate_args`` checks values against it.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.laws.base import UrnSupport
+        >>> support = UrnSupport(torch.tensor([4, 5, 6]), torch.tensor(7))
+        >>> support
+        UrnSupport(population=[4, 5, 6], draws=7)
+        >>> support.check(torch.tensor([[2.0, 4.0, 1.0], [5.0, 1.0, 1.0], [2.5, 3.5, 1.0]]))
+        tensor([ True, False, False])
+    """
+
+    is_discrete = True
+    event_dim = 1
+
+    def __init__(self, population: torch.Tensor, draws: torch.Tensor):
+        self.population = population
+        self.draws = draws
+        super().__init__()
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        whole = (value == value.round()).all(-1)
+        in_range = ((value >= 0) & (value <= self.population)).all(-1)
+        return whole & in_range & (value.sum(-1) == self.draws)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(population={show(self.population)}, "
+                f"draws={show(self.draws)})")
+
+
+def show(tensor: torch.Tensor) -> str:
+    """A tensor by value when it is small (floats rounded to 4 decimals), else by shape and
+    dtype: how the reprs show parameters.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.laws.base import show
+        >>> show(torch.tensor([0.123456, 2.0])), show(torch.zeros(3, 5, dtype=torch.int64))
+        ('[0.1235, 2.0]', '<(3, 5) int64>')
+    """
+    if tensor.numel() <= REPR_ENTRIES:
+        values = tensor.detach().cpu()
+        if values.is_floating_point():
+            values = values.to(torch.float64).round(decimals=4)
+        return str(values.tolist())
+    return f"<{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}>"
+
+
+class UrnDistribution(Distribution):
+    """An urn law over class counts (the base of the library's laws; not a law itself).
+
+    Args:
+        population: ``[..., c]`` balls per class ``m`` (non-negative integers).
+        draws: ``[...]`` or int, balls drawn ``n`` (``0 <= n <= sum m``).
+        logits: ``[..., c]`` log-weights ``log w`` (finite). Exactly one of ``logits`` and
+            ``weights`` must be given; only differences of logits matter.
+        weights: ``[..., c]`` weights ``w >= 0``; a zero weight means the class is never drawn.
+        engine: ``"auto"`` (default), ``"logspace"`` or ``"fft"``
+            (``diffhypergeom.numerics.engines``).
+        max_support: the most points ``enumerate_support`` lists (``None``: the module-level
+            ``diffhypergeom.numerics.support.MAX_ENUMERATE_SUPPORT`` at the time of the call).
+        validate_args: as in ``torch.distributions``.
+
+    Example:
+        Every law of the library shares the shapes, the support and its enumeration:
+
+        >>> import torch
+        >>> from diffhypergeom import MultivariateFisherNCHypergeometric
+        >>> from diffhypergeom.laws.base import UrnDistribution
+        >>> d = MultivariateFisherNCHypergeometric(torch.tensor([4, 5, 6]), 7,
+        ...                                        logits=torch.zeros(2, 3))  # two urns
+        >>> isinstance(d, UrnDistribution), d.batch_shape, d.event_shape
+        (True, torch.Size([2]), torch.Size([3]))
+        >>> d.enumerate_support().shape  # the 26 count vectors of 7 draws from [4, 5, 6]
+        torch.Size([26, 2, 3])
+    """
+
+    arg_constraints = {
+        "population": constraints.independent(constraints.nonnegative_integer, 1),
+        "draws": constraints.nonnegative_integer,
+        "logits": constraints.real_vector,
+    }
+    has_enumerate_support = True
+    # the engines may compute ``n > N/2`` as ``N - n`` with weights ``1/w`` (the law is
+    # symmetric under ``x -> m - x``)
+    complement = True
+
+    def __init__(
+        self,
+        population: TensorLike,
+        draws: TensorLike,
+        logits: TensorLike | None = None,
+        weights: TensorLike | None = None,
+        *,
+        engine: str = "auto",
+        max_support: int | None = None,
+        validate_args: bool | None = None,
+    ):
+        if (logits is None) == (weights is None):
+            raise ValueError("pass exactly one of logits or weights")
+        checking = (Distribution._validate_args if validate_args is None
+                    else bool(validate_args))
+        zero_weights = False
+        if logits is not None:
+            logits = as_float_tensor(logits, "logits")
+            if checking:
+                check_logits(logits)
+        else:
+            weights = as_float_tensor(weights, "weights")
+            if checking:
+                check_weights(weights)
+            logits = _log_weights(weights)
+            zero_weights = bool((weights == 0).any())
+        if logits.dim() == 0:
+            raise ValueError("logits/weights must have a class dimension: shape [..., c]")
+        if logits.shape[-1] == 0:
+            raise ValueError("logits/weights must have at least one class (shape [..., c] "
+                             "with c >= 1)")
+        population = as_count_tensor(population, "population", logits.device, checking)
+        if population.dim() == 0:
+            raise ValueError("population must have a class dimension: shape [..., c]")
+        if population.shape[-1] != logits.shape[-1]:
+            raise ValueError(
+                f"population has {population.shape[-1]} classes (last dim) but logits/weights "
+                f"have {logits.shape[-1]}")
+        draws = as_count_tensor(draws, "draws", logits.device, checking)
+        if not isinstance(engine, str) or engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        self.max_support = _check_max_support(max_support)
+        num_classes = logits.shape[-1]
+        batch_shape = broadcast_batch(population.shape[:-1], draws.shape, logits.shape[:-1],
+                                      names=("population", "draws", "logits"))
+        self.population = population.expand(batch_shape + (num_classes,))
+        self.draws = draws.expand(batch_shape)
+        self.logits = logits.expand(batch_shape + (num_classes,))
+        if checking:
+            check_total(self.population)
+            self._check_feasible()
+        self.engine = engine
+        self._zero_weights = zero_weights
+        # kept only to give the gradient in a weight that is exactly zero its true value
+        self._weights = weights.expand(batch_shape + (num_classes,)) if zero_weights else None
+        self._urn_cache: Urn | None = None
+        super().__init__(batch_shape, torch.Size((num_classes,)), validate_args=validate_args)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Choose the engine now (it reads the urn's sizes and logits), so that compiled or
+        transformed code later finds it made; its tables are still computed on first use."""
+        self._urn()
+
+    def _check_feasible(self) -> None:
+        total = self.population.sum(-1)
+        if bool((self.draws > total).any()):
+            bad = (self.draws > total).nonzero()[0].tolist()
+            raise ValueError(
+                f"draws must be <= population.sum(-1) (the balls in the urn); at batch index "
+                f"{bad}: draws={int(self.draws[tuple(bad)])} > {int(total[tuple(bad)])}")
+        drawable = torch.where(self.logits > NEG_INF, self.population, 0).sum(-1)
+        if bool((self.draws > drawable).any()):
+            bad = (self.draws > drawable).nonzero()[0].tolist()
+            raise ValueError(
+                f"infeasible urn: the classes with weight > 0 hold {int(drawable[tuple(bad)])} "
+                f"balls at batch index {bad}, fewer than draws={int(self.draws[tuple(bad)])}")
+
+    # ------------------------------------------------------------------ torch plumbing
+    def expand(self, batch_shape: Sequence[int], _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        event = batch_shape + self.event_shape
+        weights = None if self._weights is None else self._weights.expand(event)
+        return self._copy_with(self.population.expand(event), self.draws.expand(batch_shape),
+                               self.logits.expand(event), weights, _instance)
+
+    def _copy_with(self, population: torch.Tensor, draws: torch.Tensor, logits: torch.Tensor,
+                   weights: torch.Tensor | None, _instance=None):
+        """A distribution of this one's class and settings with these (already checked)
+        parameters. Works for subclasses with their own ``__init__``: the copy carries every
+        attribute of this one but the per-urn caches."""
+        new = _instance if _instance is not None else type(self).__new__(type(self))
+        new.__dict__.update({k: v for k, v in self.__dict__.items()
+                             if k not in CACHES and k not in new.__dict__})
+        new.population, new.draws, new.logits = population, draws, logits
+        new._weights = weights
+        new._urn_cache = None
+        Distribution.__init__(new, draws.shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @constraints.dependent_property(is_discrete=True, event_dim=1)
+    def support(self) -> constraints.Constraint:
+        return UrnSupport(self.population, self.draws)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """The odds ``exp(logits)``, shape ``[..., c]``."""
+        return self.logits.exp()
+
+    @property
+    def num_classes(self) -> int:
+        return self.event_shape[0]
+
+    def enumerate_support(self, expand: bool = True) -> torch.Tensor:
+        """All count vectors of the support, in the floating dtype of the logits and in
+        lexicographic order (class 0 slowest): ``[S, *batch_shape, c]`` (``expand=True``) or
+        ``[S, 1, ..., 1, c]`` (``expand=False``). Points of probability zero (classes of weight
+        0) are listed too.
+
+        Needs the same ``population`` and ``draws`` in every batch element (only the logits may
+        differ: Pyro enumerates a batch in lock-step over one list of values) and at most
+        ``max_support`` points; ``ValueError`` otherwise, before anything is built."""
+        c = self.num_classes
+        populations = self.population.reshape(-1, c)
+        draws = self.draws.reshape(-1)
+        if draws.numel() == 0:
+            raise ValueError("enumerate_support needs a non-empty batch; batch_shape is "
+                             f"{tuple(self.batch_shape)}")
+        if not (bool((populations == populations[0]).all())
+                and bool((draws == draws[0]).all())):
+            raise ValueError(
+                "enumerate_support needs the same population and draws in every batch "
+                "element (only the logits may differ across the batch); got "
+                f"{len(torch.unique(populations, dim=0))} distinct populations and "
+                f"{len(torch.unique(draws))} distinct draws over batch_shape "
+                f"{tuple(self.batch_shape)}")
+        population, n = populations[0].tolist(), int(draws[0])
+        limit = (support_module.MAX_ENUMERATE_SUPPORT if self.max_support is None
+                 else self.max_support)
+        size, exact = support_size(population, n, stop_above=limit)
+        if size > limit:
+            shown = population if c <= 8 else population[:8] + ["..."]
+            raise ValueError(
+                f"enumerate_support: the support of the urn population={shown}, draws={n} has "
+                f"{'' if exact else 'at least '}{size:,} points, above the limit of {limit:,}; "
+                f"raise it with max_support=... in the constructor or by setting "
+                f"diffhypergeom.numerics.support.MAX_ENUMERATE_SUPPORT (every point is one "
+                f"log_prob evaluation per batch element)")
+        values = support_points(population, n, self.population.device).to(self.logits.dtype)
+        values = values.reshape((values.shape[0],) + (1,) * len(self.batch_shape) + (c,))
+        if expand:
+            values = values.expand((-1,) + self.batch_shape + (c,))
+        return values
+
+    def __repr__(self) -> str:
+        shown = [f"population={show(self.population)}", f"draws={show(self.draws)}",
+                 f"logits={show(self.logits)}"]
+        shown += [f"{k}={v}" for k, v in self._repr_settings().items()]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def _repr_settings(self) -> dict[str, str]:
+        """Settings of the law beside its parameters, for the repr."""
+        return {} if self.engine == "auto" else {"engine": repr(self.engine)}
+
+    # ------------------------------------------------------------------ engines and sharing
+    def _urn(self) -> Urn:
+        """The distinct urns of the batch, computed by their engine (built once; rebuilt when
+        gradients are wanted but the cached one was built without them)."""
+        want_grad = torch.is_grad_enabled() and self.logits.requires_grad
+        cached = self._urn_cache
+        if cached is None or (want_grad and not cached.connected):
+            self._urn_cache = self._build_urn(self.logits.to(torch.float64))
+        return self._urn_cache
+
+    def _build_urn(self, theta: torch.Tensor) -> Urn:
+        """The urns of ``theta [*batch, c]`` (float64), one per distinct urn: dimensions along
+        which the batch repeats one urn (``expand``, Pyro plates) are computed once."""
+        c = self.num_classes
+        flat = self._base_shape().numel()
+        return build(self.engine, self._narrow(self.population).reshape(flat, c),
+                     self._narrow(self.draws).reshape(flat),
+                     self._narrow(theta).reshape(flat, c), complement=self.complement,
+                     zero_weights=self._zero_weights)
+
+    @property
+    def engine_name(self) -> str:
+        """The engine that computes this distribution (``"auto"`` resolved)."""
+        return self._urn().name
+
+    def _shared_dims(self) -> list[int]:
+        """Batch dimensions of size > 1 along which every parameter is one tensor repeated
+        (stride 0, as ``expand`` leaves it)."""
+        tensors = [self.population, self.draws, self.logits]
+        if self._weights is not None:
+            tensors.append(self._weights)
+        return [d for d, size in enumerate(self.batch_shape)
+                if size > 1 and all(t.stride(d) == 0 for t in tensors)]
+
+    def _base_shape(self) -> torch.Size:
+        shared = self._shared_dims()
+        return torch.Size(1 if d in shared else size for d, size in enumerate(self.batch_shape))
+
+    def _narrow(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor [*batch, ...]`` at index 0 of each shared dimension."""
+        for d in self._shared_dims():
+            tensor = tensor.narrow(d, 0, 1)
+        return tensor
+
+    def _repeats(self) -> int:
+        """How many batch entries each distinct urn stands for."""
+        return self.batch_shape.numel() // max(self._base_shape().numel(), 1)
+
+    def _unshared(self):
+        """This distribution with every batch entry's parameters its own (for the samplers that
+        work on the whole batch)."""
+        if not self._shared_dims():
+            return self
+        weights = None if self._weights is None else self._weights.contiguous()
+        return self._copy_with(self.population.contiguous(), self.draws.contiguous(),
+                               self.logits.contiguous(), weights)
+
+    def _permuted(self, permute: bool):
+        """This distribution with its classes in a random order, and the inverse order. The
+        permuted copies (with their tables) are kept per order, the last ``ORDER_CACHE``."""
+        if not permute:
+            return self, None
+        order = torch.randperm(self.num_classes, device=self.logits.device)
+        key = tuple(order.tolist())
+        cache = self.__dict__.setdefault("_order_cache", {})
+        if key not in cache:
+            weights = None if self._weights is None else self._weights[..., order]
+            permuted = self._copy_with(self.population[..., order], self.draws,
+                                       self.logits[..., order], weights)
+            if len(cache) >= ORDER_CACHE:
+                cache.pop(next(iter(cache)))
+            cache[key] = (permuted, torch.argsort(order))
+        return cache[key]
+
+    def _unflatten(self, tensor: torch.Tensor, tail=()) -> torch.Tensor:
+        """One value per distinct urn, ``[B, *tail]``, to ``[*batch, *tail]`` (repeated urns
+        as expanded views)."""
+        tail = tuple(tail)
+        return tensor.reshape(self._base_shape() + tail).expand(self.batch_shape + tail)
+
+    def _draw_layout(self) -> tuple[list[int], list[int]]:
+        """The batch dimensions that repeat one urn, and the others."""
+        shared = self._shared_dims()
+        return shared, [d for d in range(len(self.batch_shape)) if d not in shared]
+
+    def _unflatten_draws(self, tensor: torch.Tensor, sample_shape: torch.Size, tail=()
+                         ) -> torch.Tensor:
+        """Draws ``[S * repeats, B, *tail]`` of the distinct urns to ``[*sample_shape, *batch,
+        *tail]``: each repeated urn's extra draws fill its repeats."""
+        tail, batch = tuple(tail), self.batch_shape
+        shared, rest = self._draw_layout()
+        if not shared:
+            return tensor.reshape(sample_shape + batch + tail)
+        order = shared + rest
+        x = tensor.reshape(sample_shape.numel(), *(batch[d] for d in order), *tail)
+        perm = [0] + [1 + order.index(d) for d in range(len(batch))] \
+            + list(range(1 + len(batch), x.dim()))
+        return x.permute(perm).reshape(sample_shape + batch + tail)
+
+    def _flatten_draws(self, x: torch.Tensor, sample_shape: torch.Size) -> torch.Tensor:
+        """The inverse of ``_unflatten_draws`` for ``x [*sample_shape, *batch, c]``."""
+        shared, rest = self._draw_layout()
+        x = x.reshape(sample_shape.numel(), *self.batch_shape, x.shape[-1])
+        x = x.permute([0] + [1 + d for d in shared + rest] + [x.dim() - 1])
+        return x.reshape(-1, self._base_shape().numel(), x.shape[-1])
+
+    def _counts(self, value: TensorLike) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+        """``log_prob``'s argument checked and laid out per distinct urn: counts ``[S', B, c]``
+        (float64), whether each can occur (``[S', B]``: inside the ranges, where a class of
+        weight zero has none, with the right total; non-integer counts count as inside, for the
+        continuous extension), and the sample shape."""
+        value = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        if value.dtype == torch.bool or value.is_complex():
+            raise ValueError(f"value must hold real counts, got dtype {value.dtype}")
+        if value.dim() == 0 or value.shape[-1] != self.num_classes:
+            raise ValueError(f"value must have shape [..., {self.num_classes}] (the classes "
+                             f"last), got {tuple(value.shape)}")
+        shape = broadcast_value(value.shape, self.batch_shape + self.event_shape)
+        if self._validate_args:
+            self._validate_sample(value)
+        x = value.to(torch.float64).expand(shape)
+        sample_shape = shape[: len(shape) - len(self.batch_shape) - 1]
+        x = self._flatten_draws(x, sample_shape)
+        drawable = (torch.where(self.logits > NEG_INF, self.population, 0)
+                    if self._zero_weights else self.population)
+        m = self._narrow(drawable).reshape(1, -1, self.num_classes)
+        draws = self._narrow(self.draws).reshape(1, -1).to(torch.float64)
+        in_range = ((x >= 0) & (x <= m)).all(-1)
+        tolerance = 1e-6 * (1 + draws)
+        inside = in_range & ((x.sum(-1) - draws).abs() <= tolerance)
+        return x, inside, sample_shape
+
+    def _per_draw(self, temperature: float | torch.Tensor, sample_shape: torch.Size
+                  ) -> float | torch.Tensor:
+        """A tensor temperature broadcast to ``sample_shape + batch_shape`` and laid out as the
+        samplers' ``[S, B, 1]``."""
+        if not isinstance(temperature, torch.Tensor) or temperature.dim() == 0:
+            return temperature
+        shape = sample_shape + self.batch_shape
+        try:
+            expanded = temperature.expand(torch.broadcast_shapes(temperature.shape, shape))
+        except RuntimeError as err:
+            raise ValueError(f"temperature of shape {tuple(temperature.shape)} must broadcast "
+                             f"with sample_shape + batch_shape {tuple(shape)}") from err
+        if expanded.shape != shape:
+            raise ValueError(f"temperature of shape {tuple(temperature.shape)} must broadcast "
+                             f"to sample_shape + batch_shape {tuple(shape)}")
+        return expanded.reshape(sample_shape.numel(), self.batch_shape.numel(), 1)
+
+
+    def _conditional(self, urn: Urn):
+        """The rows the sequential samplers walk: ``conditional(i, rows) -> Window``."""
+        return urn.engine.conditional
+
+    def _gumbel_draw(self, sample_shape: torch.Size, settings: GumbelSettings, permute: bool,
+                     width: int | None) -> RelaxedDraw:
+        """Gumbel-softmax over the sequential conditionals (``sampling.rsample_sequential``),
+        in a random class order per call if ``permute``; the one-hot vectors and the draw's
+        log-probability too when ``width`` is given."""
+        check_count_dtype(self.logits.dtype, self.draws)
+        settings = settings._replace(temperature=self._per_draw(settings.temperature,
+                                                                 sample_shape))
+        dist, inverse = self._unshared()._permuted(permute)
+        urn = dist._urn()
+        counts, vectors, log_prob = rsample_sequential(
+            dist._conditional(urn), urn.engine.draws, self.num_classes, sample_shape.numel(),
+            settings, self.logits.dtype, width, urn.effective_population)
+        counts = urn.to_user(counts)
+        if vectors is not None and urn.any_flip:
+            vectors = _flip_vectors(vectors, urn)
+        if inverse is not None:
+            counts = counts[..., inverse]
+            vectors = vectors[..., inverse, :] if vectors is not None else None
+        counts = dist._unflatten_draws(counts, sample_shape, (self.num_classes,))
+        if vectors is None:
+            return RelaxedDraw(counts, None, None)
+        return RelaxedDraw(counts, dist._unflatten_draws(vectors, sample_shape,
+                                                         (self.num_classes, width)),
+                           dist._unflatten_draws(log_prob, sample_shape))
+
+
+def _flip_vectors(vectors: torch.Tensor, urn: Urn) -> torch.Tensor:
+    """One-hot vectors ``[S, B, c, W]`` over canonical counts ``y`` to the user's counts
+    ``x = m - y`` in the urns that were complemented."""
+    width = vectors.shape[-1]
+    m = urn.effective_population.unsqueeze(-1)  # [B, c, 1]
+    index = m - torch.arange(width, device=vectors.device)
+    inside = (index >= 0) & (index < width)
+    flipped = vectors.gather(-1, index.clamp(0, width - 1).expand_as(vectors))
+    flipped = torch.where(inside, flipped, torch.zeros_like(flipped))
+    return torch.where(urn.flip.view(-1, 1, 1), flipped, vectors)
+
+
+def check_count_dtype(dtype: torch.dtype, draws: torch.Tensor) -> None:
+    """Counts come in the logits' floating dtype: it must hold every count up to ``draws``
+    (float64 always does: totals are at most ``2**53``). The samplers call it before drawing.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.laws.base import check_count_dtype
+        >>> torch.tensor(2049.0, dtype=torch.float16)  # float16 is exact up to 2048
+        tensor(2048., dtype=torch.float16)
+        >>> check_count_dtype(torch.float16, torch.tensor(2048))  # fine: returns None
+        >>> check_count_dtype(torch.float16, torch.tensor(2049))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        ValueError: draws=2049 cannot be represented exactly in torch.float16 ...
+    """
+    if dtype == torch.float64:
+        return
+    largest = int(round(2 / torch.finfo(dtype).eps))
+    if draws.numel() and int(draws.max()) > largest:
+        raise ValueError(f"draws={int(draws.max())} cannot be represented exactly in {dtype} "
+                         f"(whole numbers up to {largest}); pass float64 logits or weights")
+
+
+
+def _log_weights(weights: torch.Tensor) -> torch.Tensor:
+    """``log w`` with ``-inf`` for ``w = 0`` and a zero (not NaN) gradient there: the law does
+    not depend on a weight that is exactly zero (nor, to first order, on one that underflowed)."""
+    positive = weights > 0
+    safe = torch.where(positive, weights, torch.ones_like(weights))
+    return torch.where(positive, safe.log(), torch.full_like(weights, NEG_INF))
+
+
+def _check_max_support(max_support: int | None) -> int | None:
+    if max_support is None:
+        return None
+    if isinstance(max_support, bool) or int(max_support) != max_support or max_support < 1:
+        raise ValueError(f"max_support must be a positive integer or None, got {max_support!r}")
+    return int(max_support)

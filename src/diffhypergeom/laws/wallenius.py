@@ -1,0 +1,216 @@
+"""``MultivariateWalleniusNCHypergeometric``: the law of weighted sampling without replacement.
+
+``n`` balls are drawn one at a time from an urn of ``m_i`` balls of class ``i``, each draw
+taking a ball with probability proportional to its weight ``w_i = exp(logits_i)``: the law of
+``torch.multinomial(ball_weights, n, replacement=False)``, of Gumbel-top-k and of
+Plackett-Luce prefixes, counted per class. The probability of the counts ``x`` is
+
+    p(x) = prod_i C(m_i, x_i) integral_0^1 prod_i (1 - t^(w_i / d))^x_i dt,
+    d = sum_i w_i (m_i - x_i),
+
+computed as ``integral_0^inf d prod_i Bin(x_i; m_i, 1 - e^{-w_i u}) du`` by the quadrature of
+``diffhypergeom.numerics.wallenius`` (relative error below 1e-10, checked at every call; 2e-14
+against exact recursions in the tests). It differs from the Fisher law, which draws the balls
+together: for ``w = [1, 2, 3, 4]``, one ball each and ``n = 2``, ``P({3, 4})`` is 0.371 here
+and 0.343 under Fisher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from diffhypergeom.laws.base import MAX_DENSE, UrnDistribution, check_count_dtype
+from diffhypergeom.laws.checks import TensorLike
+from diffhypergeom.numerics import wallenius as quadrature
+from diffhypergeom.numerics.special import NEG_INF
+
+__all__ = ["ENTROPY_SAMPLES", "MultivariateWalleniusNCHypergeometric"]
+
+# exact draws of the Monte Carlo entropy of urns whose support is too large to sum over
+ENTROPY_SAMPLES = 4096
+
+
+class MultivariateWalleniusNCHypergeometric(UrnDistribution):
+    """Multivariate Wallenius noncentral hypergeometric distribution over class counts (see the
+    module docstring).
+
+    Args:
+        population: ``[..., c]`` balls per class ``m`` (non-negative integers).
+        draws: ``[...]`` or int, balls drawn ``n`` (``0 <= n <= sum m``).
+        logits: ``[..., c]`` log-weights ``log w`` (finite); or ``weights`` ``[..., c]``,
+            ``w >= 0`` (a zero weight: the class is never drawn). Only ratios of weights
+            matter.
+        engine: the engine of the Fisher laws the moments are mixed from
+            (``diffhypergeom.numerics.engines``).
+        max_support, validate_args: as in ``MultivariateFisherNCHypergeometric``.
+
+    Shapes as in the Fisher class: ``batch_shape`` broadcasts ``population.shape[:-1]``,
+    ``draws.shape`` and ``logits.shape[:-1]``; ``event_shape == (c,)``; counts come in the
+    logits' floating dtype.
+
+    Members:
+        - ``log_prob``: exact (quadrature checked to 1e-10 relative), differentiable in the
+          logits; correct deep in the tails.
+        - ``sample``: exact draws by exponential clocks (``numerics.wallenius.clock_sample``),
+          ``O(c log N)`` work per draw whatever the class sizes.
+        - ``rsample``: the same draws carrying the gradient of the exact mean (``x + E[X] -
+          E[X].detach()``): exact for linear losses, biased otherwise (it is not
+          ``Cov(X)``-based: the law is not an exponential family).
+        - ``mean``, ``variance``, ``covariance_matrix``: exact, as integrals over the time of
+          the draw of Fisher moments (differentiable; the covariance costs ``2 c`` backward
+          passes through the Fisher engine).
+        - ``marginal(i)``, ``log_marginal(i)``: exact, from the same mixture (the Fisher
+          marginals' derivative along ``w`` by double-backward).
+        - ``entropy``: exact by summing over the support (at most ``max_support`` points);
+          beyond that a Monte Carlo estimate with the exact ``log_prob``, said so.
+        - ``enumerate_support``.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom import MultivariateWalleniusNCHypergeometric
+        >>> urn = dict(population=torch.tensor([4, 5, 6]), draws=7,
+        ...            weights=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64))
+        >>> d = MultivariateWalleniusNCHypergeometric(**urn)
+        >>> d.mean
+        tensor([1.8521, 3.5737, 1.5742], dtype=torch.float64)
+        >>> round(float(d.log_prob(torch.tensor([2.0, 4.0, 1.0]))), 4)
+        -1.6085
+    """
+
+    has_rsample = True
+    complement = False
+
+    def _prepare(self) -> None:
+        """Nothing to choose now: the Fisher urns of the moments are built when asked for."""
+
+    def _flat(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per distinct urn: drawable population ``[B, c]`` (int64, zero where the weight is),
+        draws ``[B]`` and log-weights ``[B, c]`` (float64)."""
+        c, flat = self.num_classes, self._base_shape().numel()
+        log_w = self._narrow(self.logits).reshape(flat, c).to(torch.float64)
+        population = self._narrow(self.population).reshape(flat, c)
+        population = torch.where(log_w > NEG_INF, population, torch.zeros_like(population))
+        return population, self._narrow(self.draws).reshape(flat), log_w
+
+    def log_prob(self, value: TensorLike) -> torch.Tensor:
+        """``[*sample, *batch]``: the exact log-probability. With validation on, values outside
+        the support raise a ``ValueError``; with ``validate_args=False`` they get ``-inf``, and
+        non-integer counts inside the ranges the continuous (``lgamma``) extension."""
+        x, inside, sample_shape = self._counts(value)
+        population, draws, log_w = self._flat()
+        m = population.to(torch.float64).unsqueeze(0)
+        x_safe = torch.where(inside.unsqueeze(-1), x, _greedy(population, draws).unsqueeze(0))
+        out = quadrature.log_prob(x_safe, m, log_w.unsqueeze(0))
+        out = torch.where(inside, out, NEG_INF)
+        return self._unflatten_draws(out, sample_shape).to(self.logits.dtype)
+
+    def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
+        """Exact draws ``[*sample_shape, *batch, c]`` in the logits' floating dtype."""
+        sample_shape = torch.Size(sample_shape)
+        check_count_dtype(self.logits.dtype, self.draws)
+        population, draws, log_w = self._flat()
+        counts = quadrature.clock_sample(population.to(torch.float64), draws, log_w.detach(),
+                                         sample_shape.numel() * self._repeats())
+        return self._unflatten_draws(counts, sample_shape, (self.num_classes,)
+                                     ).to(self.logits.dtype)
+
+    def rsample(self, sample_shape: Sequence[int] = torch.Size(), *, gradient: str = "mean"
+                ) -> torch.Tensor:
+        """Exact draws whose gradient is that of the exact mean (``gradient="mean"``, the only
+        one): ``d x / d logits = d E[X] / d logits``."""
+        if gradient != "mean":
+            raise ValueError(f"gradient must be 'mean' for the Wallenius law, got {gradient!r}")
+        mean = self.mean
+        return self.sample(sample_shape) + (mean - mean.detach())
+
+    # ------------------------------------------------------------------ moments
+    def _mixture(self) -> tuple[quadrature.Mixture | None, torch.Tensor]:
+        """The Fisher mixture of the urns that are not settled (``draws`` below the drawable
+        balls), and which those are ``[B]``."""
+        population, draws, log_w = self._flat()
+        settled = draws >= population.sum(-1)
+        if bool(settled.all()):
+            return None, settled
+        keep = ~settled
+        return quadrature.mixture(population[keep], draws[keep], log_w[keep],
+                                  self.engine), settled
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """Exact ``E[x]``, shape ``[..., c]``, differentiable in the logits."""
+        population, _, _ = self._flat()
+        mix, settled = self._mixture()
+        mean = population.to(torch.float64)
+        if mix is not None:
+            mean = mean.index_put(((~settled).nonzero().squeeze(-1),), quadrature.mixture_mean(mix))
+        return self._unflatten(mean, (self.num_classes,)).to(self.logits.dtype)
+
+    def marginal(self, i: int) -> torch.distributions.Categorical:
+        """Exact marginal of class ``i``: a ``Categorical`` over the counts ``0..max m_i``."""
+        _, log_probs = self.log_marginal(i)
+        return torch.distributions.Categorical(logits=log_probs, validate_args=False)
+
+    def log_marginal(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact marginal of class ``i`` as ``(offset [...], log_probs [..., W])`` with
+        ``log p(x_i = offset + j) = log_probs[..., j]`` (here ``offset = 0``, ``W = max m_i +
+        1``), from the Fisher mixture (differentiable in the logits)."""
+        if not -self.num_classes <= i < self.num_classes:
+            raise ValueError(f"class index i must be in [0, {self.num_classes}), got {i}")
+        i %= self.num_classes
+        population, draws, log_w = self._flat()
+        width = int(self.population[..., i].max()) + 1 if population.numel() else 1
+        if width * population.shape[0] > MAX_DENSE:
+            raise ValueError(f"log_marginal({i}) would hold {width:,} counts per urn")
+        settled = draws >= population.sum(-1)
+        probs = torch.nn.functional.one_hot(population[:, i], width).to(torch.float64)
+        if not bool(settled.all()):
+            keep = ~settled
+            mix = quadrature.mixture(population[keep], draws[keep], log_w[keep], self.engine,
+                                     marginals=True)
+            marginal = quadrature.mixture_marginals(mix)[i]
+            marginal = torch.nn.functional.pad(marginal, (0, width - marginal.shape[-1]))
+            probs = probs.index_put((keep.nonzero().squeeze(-1),), marginal.clamp_min(0))
+        log_probs = torch.where(probs > 0, probs.clamp_min(1e-300).log(), NEG_INF)
+        offset = torch.zeros(self.batch_shape, dtype=torch.int64, device=log_probs.device)
+        return offset, self._unflatten(log_probs, (width,)).to(self.logits.dtype)
+
+    @property
+    def covariance_matrix(self) -> torch.Tensor:
+        """Exact covariance, shape ``[..., c, c]`` (``2 c`` backward passes through the Fisher
+        urns of the mixture)."""
+        population, draws, log_w = self._flat()
+        c = self.num_classes
+        cov = torch.zeros(population.shape[0], c, c, dtype=torch.float64,
+                          device=population.device)
+        settled = draws >= population.sum(-1)
+        if not bool(settled.all()):
+            keep = ~settled
+            cov = cov.index_put((keep.nonzero().squeeze(-1),), quadrature.mixture_covariance(
+                population[keep], draws[keep], log_w[keep], self.engine))
+        return self._unflatten(cov, (c, c)).to(self.logits.dtype)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """Exact ``Var[x_i]``, shape ``[..., c]``."""
+        return self.covariance_matrix.diagonal(dim1=-2, dim2=-1)
+
+    def entropy(self) -> torch.Tensor:
+        """``[...]``: ``-E[log p(x)]``, exact by summing over the support when it has at most
+        ``max_support`` points; beyond, a Monte Carlo estimate from ``ENTROPY_SAMPLES`` exact
+        draws and the exact ``log_prob`` (not exact: its standard error is about the spread of
+        ``log p`` over 64)."""
+        try:
+            points = self.enumerate_support(expand=False)
+        except ValueError:
+            return -self.log_prob(self.sample((ENTROPY_SAMPLES,))).mean(0)
+        log_p = self.log_prob(points).to(torch.float64)
+        terms = torch.where(log_p > NEG_INF, log_p.exp() * log_p, torch.zeros_like(log_p))
+        return (-terms.sum(0)).to(self.logits.dtype)
+
+
+def _greedy(population: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """``[B, c]`` float64: a point of each urn's support (classes filled in order)."""
+    before = population.cumsum(-1) - population
+    return (draws.unsqueeze(-1) - before).clamp(min=0).minimum(population).to(torch.float64)

@@ -1,0 +1,7 @@
+import sys
+
+from diffhypergeom_studies.cli import main
+
+__all__: list[str] = []
+
+sys.exit(main())

@@ -1,0 +1,3 @@
+"""Subcommands of the ``diffhypergeom`` CLI (see ``diffhypergeom_studies.cli``)."""
+
+__all__: list[str] = []
