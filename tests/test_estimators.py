@@ -199,3 +199,28 @@ def test_reinforce_cv_with_many_wide_classes():
             spread[estimator, num_samples] = np.sqrt(np.trace(np.cov(g.T)))
     assert spread["reinforce-cv", 32] < 1.3 * spread["reinforce-loo", 32], spread
     assert spread["reinforce-cv", 128] < 0.5 * spread["reinforce-loo", 128], spread
+
+
+@pytest.mark.parametrize("law, estimator, missing", [
+    ("merged", "reinforce-cv", "log_marginal"),
+    ("relaxed", "reinforce-loo", "log_prob"),
+    ("relaxed", "exact", "enumerate_support, log_prob"),
+    ("partition", "exact", "enumerate_support, population, draws"),
+    ("partition", "reinforce-cv", "mean, variance, log_marginal"),
+])
+def test_an_estimator_names_what_the_law_lacks_before_any_work(law, estimator, missing):
+    from diffhypergeom import (
+        MergedFisherNCHypergeometric,
+        RandomPartition,
+        RelaxedMultivariateFisherNCHypergeometric,
+    )
+    dist = {"merged": lambda: MergedFisherNCHypergeometric([4, 5, 6], 7, logits=torch.zeros(3)),
+            "relaxed": lambda: RelaxedMultivariateFisherNCHypergeometric(
+                [4, 5, 6], 7, logits=torch.zeros(3), temperature=0.5),
+            "partition": lambda: RandomPartition(torch.zeros(2), torch.zeros(3))}[law]()
+
+    def f(x):
+        raise AssertionError("f was called before the law was checked")
+
+    with pytest.raises(ValueError, match=f"estimator='{estimator}' needs {missing} of the law"):
+        surrogate_loss(dist, f, num_samples=4, estimator=estimator)

@@ -223,10 +223,13 @@ def test_variance_and_covariance_gradients_in_a_zero_weight_are_their_true_limit
 
 
 def test_constructor_rejects_what_the_law_does_not_use():
-    """``temperature``, ``hard`` and ``method`` belonged to gradient estimators and to another
-    law; the law's constructor no longer takes them (nothing accepted and ignored)."""
-    for kwargs in (dict(temperature=0.5), dict(hard=False), dict(method="merge")):
+    """``hard`` and ``method`` belonged to another law: the constructor does not take them; a
+    gradient option that the chosen gradient does not use is refused, not ignored."""
+    for kwargs in (dict(hard=False), dict(method="merge")):
         with pytest.raises(TypeError):
+            MFNCH(POP, 6, logits=torch.zeros(3), **kwargs)
+    for kwargs in (dict(temperature=0.5), dict(gradient="gumbel", rao_samples=3)):
+        with pytest.raises(ValueError, match="applies only to gradient in"):
             MFNCH(POP, 6, logits=torch.zeros(3), **kwargs)
 
 

@@ -5,6 +5,7 @@ and nothing else imports the core, computes with it, and pulls in none of the ex
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import os
 import re
 import subprocess
 import sys
@@ -73,10 +74,18 @@ def test_wheel_and_sdist_carry_the_package(artefacts):
     names = zipfile.ZipFile(wheel).namelist()
     assert "diffhypergeom/py.typed" in names
     assert "diffhypergeom/numerics/tree.py" in names
+    # the library alone: the studies are the sibling package diffhypergeom-studies
+    assert not [n for n in names if n.startswith("diffhypergeom_studies")
+                or n.split("/")[1:2] in (["weak"], ["cluster"], ["validation"], ["commands"])
+                or n in ("diffhypergeom/cli.py", "diffhypergeom/runs.py")]
+    wheel_file = zipfile.ZipFile(wheel)
+    assert not any("diffhypergeom_studies" in wheel_file.read(n).decode()
+                   for n in names if n.endswith("entry_points.txt"))
     assert any(n.endswith("licenses/LICENSE") or n.endswith("/LICENSE") for n in names)
     (sdist,) = artefacts.glob("diffhypergeom-*.tar.gz")
     members = tarfile.open(sdist).getnames()
     assert any(m.endswith("src/diffhypergeom/laws/fisher.py") for m in members)
+    assert not any("diffhypergeom_studies" in m for m in members)
     assert any(m.endswith("README.md") for m in members)
 
 
@@ -97,15 +106,20 @@ def test_wheel_in_a_fresh_venv_imports_with_torch_and_numpy_alone(artefacts, tmp
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target",
                            str(site), str(wheel)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+    modules = sorted(n[:-3].replace("/", ".").removesuffix(".__init__")
+                     for n in zipfile.ZipFile(wheel).namelist()
+                     if n.endswith(".py") and n != "diffhypergeom/pyro.py")
     script = (
-        "import sys, torch, diffhypergeom\n"
+        "import importlib, sys, torch, diffhypergeom\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
         "from diffhypergeom import MultivariateFisherNCHypergeometric as F\n"
         "d = F(torch.tensor([200, 200, 200]), 180, weights=torch.tensor([1.0, 10.0, 1.0]))\n"
         "print(round(float(d.mean[1]), 4), diffhypergeom.__version__, diffhypergeom.__file__)\n"
         f"print(sorted(m for m in {EXTRAS!r} if m in sys.modules))\n"
     )
     done = subprocess.run([str(python), "-c", script], capture_output=True, text=True,
-                          check=False, cwd=tmp_path)
+                          check=False, cwd=tmp_path,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert done.returncode == 0, done.stderr[-2000:]
     mean, version, location = done.stdout.splitlines()[0].split()
     assert mean == "124.0665" and version == metadata.version("diffhypergeom")

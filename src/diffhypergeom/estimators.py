@@ -50,10 +50,18 @@ from diffhypergeom.laws.base import UrnDistribution
 from diffhypergeom.numerics.support import support_points, support_size
 
 __all__ = [
-    "CV_CONSTANT", "CV_GROUP", "CV_SHRINK", "ESTIMATORS", "MAX_EXACT_SUPPORT", "surrogate_loss",
+    "CV_CONSTANT", "CV_GROUP", "CV_SHRINK", "ESTIMATORS", "MAX_EXACT_SUPPORT", "NEEDS", "lacking",
+    "surrogate_loss",
 ]
 
 ESTIMATORS = ("pathwise", "reinforce-loo", "reinforce-cv", "exact")
+# what each estimator needs of the law: its members (checked before any work)
+NEEDS = {
+    "pathwise": ("rsample",),
+    "reinforce-loo": ("sample", "log_prob"),
+    "reinforce-cv": ("sample", "log_prob", "mean", "variance", "log_marginal"),
+    "exact": ("enumerate_support", "log_prob", "population", "draws"),
+}
 
 # Largest support that the "exact" estimator sums over (each point is one f evaluation).
 MAX_EXACT_SUPPORT = 100_000
@@ -67,6 +75,34 @@ CV_SHRINK = 64
 CV_CONSTANT = 100
 
 
+def lacking(dist: Distribution, estimator: str) -> list[str]:
+    """The members that ``estimator`` needs (``NEEDS``) and ``dist`` does not have: torch's
+    ``has_rsample`` and ``has_enumerate_support`` flags, members left at torch's
+    ``NotImplementedError`` default, and those a law lists in its ``lacks``.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom import MergedFisherNCHypergeometric
+        >>> from diffhypergeom.estimators import lacking
+        >>> merged = MergedFisherNCHypergeometric([4, 5, 6], 7, logits=torch.zeros(3))
+        >>> lacking(merged, "reinforce-loo"), lacking(merged, "reinforce-cv")
+        ([], ['log_marginal'])
+    """
+    missing = []
+    for member in NEEDS[estimator]:
+        if member == "rsample":
+            absent = not dist.has_rsample
+        elif member == "enumerate_support":
+            absent = not dist.has_enumerate_support
+        else:
+            found = getattr(type(dist), member, None)
+            absent = (found is None and member not in vars(dist)) \
+                or found is getattr(Distribution, member, object())
+        if absent or member in getattr(dist, "lacks", ()):
+            missing.append(member)
+    return missing
+
+
 def surrogate_loss(dist: Distribution,
                    f: Callable[[torch.Tensor], torch.Tensor], num_samples: int = 64,
                    estimator: str = "reinforce-loo", max_support: int | None = None,
@@ -78,16 +114,20 @@ def surrogate_loss(dist: Distribution,
     ``"exact"``, where ``num_samples`` is not used).
 
     Args:
-        dist: the distribution (any batch shape): an urn law (Fisher, Wallenius);
-            ``"pathwise"`` and ``"reinforce-loo"`` take any law with ``sample``, ``log_prob``
-            (and ``rsample``), e.g. ``RandomPartition``.
+        dist: the distribution (any batch shape). Each estimator names what it needs of it in
+            ``NEEDS`` and checks it before any work (``ValueError`` naming the missing
+            member): ``"pathwise"`` any law with ``rsample``; ``"reinforce-loo"`` any law with
+            ``sample`` and an exact ``log_prob`` (e.g. ``RandomPartition``, the merged law);
+            ``"reinforce-cv"`` the laws with exact marginals (Fisher, Wallenius);
+            ``"exact"`` the urn laws with an enumerable support.
         f: counts ``[S, *batch, c]`` to values ``[S, *batch]``.
         num_samples: draws per urn.
         estimator: one of ``ESTIMATORS``.
         max_support: for ``"exact"``, the most support points to sum over (default
             ``MAX_EXACT_SUPPORT``).
-        rsample_kwargs: passed to ``rsample`` by ``"pathwise"`` (``temperature``, ``hard``,
-            ``permute``).
+        rsample_kwargs: passed to ``rsample`` by ``"pathwise"``, a per-call override of the
+            gradient chosen in the law's constructor (``gradient``, ``temperature``,
+            ``permute``, ``couple_rows``, ``rao_samples``).
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -95,9 +135,12 @@ def surrogate_loss(dist: Distribution,
         raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
     if rsample_kwargs and estimator != "pathwise":
         raise ValueError(f"{sorted(rsample_kwargs)} only apply to estimator='pathwise'")
-    if estimator in ("reinforce-cv", "exact") and not isinstance(dist, UrnDistribution):
-        raise ValueError(f"estimator={estimator!r} needs an urn law (its exact marginals and "
-                         f"support), got {type(dist).__name__}; use 'reinforce-loo'")
+    missing = lacking(dist, estimator)
+    if missing:
+        usable = [name for name in ESTIMATORS if not lacking(dist, name)]
+        raise ValueError(f"estimator={estimator!r} needs {', '.join(missing)} of the law, which "
+                         f"{type(dist).__name__} does not have; estimators this law takes: "
+                         f"{usable}")
     if estimator == "pathwise":
         values = _evaluate(f, dist.rsample((num_samples,), **rsample_kwargs))
         return values.mean(0).sum()

@@ -22,8 +22,8 @@ def _pair():
 
 def test_expand_computes_each_distinct_urn_once():
     shared, full = _pair()
-    assert shared._shared_dims() == [1] and shared._urn().batch == 2
-    assert full._shared_dims() == [] and full._urn().batch == 10
+    assert shared.sharing.shared == [1] and shared._urn().batch == 2
+    assert full.sharing.shared == [] and full._urn().batch == 10
 
 
 @pytest.mark.parametrize("member", ["mean", "variance", "entropy", "log_normalizer",

@@ -30,6 +30,7 @@ from diffhypergeom.laws.checks import (
     check_total,
     check_weights,
 )
+from diffhypergeom.laws.sharing import BatchSharing
 from diffhypergeom.numerics import support as support_module
 from diffhypergeom.numerics.engines import ENGINES, Urn, build
 from diffhypergeom.numerics.sampling import GumbelSettings, RelaxedDraw, rsample_sequential
@@ -49,7 +50,7 @@ REPR_ENTRIES = 12
 # Largest dense marginal (counts x urns) that ``marginal`` and ``log_marginal`` build.
 MAX_DENSE = 1 << 26
 # what a copy (``expand``, a class permutation) must not inherit: it is computed per urn
-CACHES = ("_urn_cache", "_tree_levels", "_order_cache")
+CACHES = ("_urn_cache", "_tree_levels", "_order_cache", "_sharing")
 
 
 class UrnSupport(constraints.Constraint):
@@ -320,10 +321,10 @@ class UrnDistribution(Distribution):
         """The urns of ``theta [*batch, c]`` (float64), one per distinct urn: dimensions along
         which the batch repeats one urn (``expand``, Pyro plates) are computed once."""
         c = self.num_classes
-        flat = self._base_shape().numel()
-        return build(self.engine, self._narrow(self.population).reshape(flat, c),
-                     self._narrow(self.draws).reshape(flat),
-                     self._narrow(theta).reshape(flat, c), complement=self.complement,
+        flat = self.sharing.base_shape.numel()
+        return build(self.engine, self.sharing.narrow(self.population).reshape(flat, c),
+                     self.sharing.narrow(self.draws).reshape(flat),
+                     self.sharing.narrow(theta).reshape(flat, c), complement=self.complement,
                      zero_weights=self._zero_weights)
 
     @property
@@ -331,33 +332,21 @@ class UrnDistribution(Distribution):
         """The engine that computes this distribution (``"auto"`` resolved)."""
         return self._urn().name
 
-    def _shared_dims(self) -> list[int]:
-        """Batch dimensions of size > 1 along which every parameter is one tensor repeated
-        (stride 0, as ``expand`` leaves it)."""
-        tensors = [self.population, self.draws, self.logits]
-        if self._weights is not None:
-            tensors.append(self._weights)
-        return [d for d, size in enumerate(self.batch_shape)
-                if size > 1 and all(t.stride(d) == 0 for t in tensors)]
-
-    def _base_shape(self) -> torch.Size:
-        shared = self._shared_dims()
-        return torch.Size(1 if d in shared else size for d, size in enumerate(self.batch_shape))
-
-    def _narrow(self, tensor: torch.Tensor) -> torch.Tensor:
-        """``tensor [*batch, ...]`` at index 0 of each shared dimension."""
-        for d in self._shared_dims():
-            tensor = tensor.narrow(d, 0, 1)
-        return tensor
-
-    def _repeats(self) -> int:
-        """How many batch entries each distinct urn stands for."""
-        return self.batch_shape.numel() // max(self._base_shape().numel(), 1)
+    @property
+    def sharing(self) -> BatchSharing:
+        """The batch dimensions that repeat one urn (computed once per distribution)."""
+        found = self.__dict__.get("_sharing")
+        if found is None:
+            tensors = [self.population, self.draws, self.logits]
+            if self._weights is not None:
+                tensors.append(self._weights)
+            found = self._sharing = BatchSharing(self.batch_shape, tensors)
+        return found
 
     def _unshared(self):
         """This distribution with every batch entry's parameters its own (for the samplers that
         work on the whole batch)."""
-        if not self._shared_dims():
+        if not self.sharing.shared:
             return self
         weights = None if self._weights is None else self._weights.contiguous()
         return self._copy_with(self.population.contiguous(), self.draws.contiguous(),
@@ -380,38 +369,6 @@ class UrnDistribution(Distribution):
             cache[key] = (permuted, torch.argsort(order))
         return cache[key]
 
-    def _unflatten(self, tensor: torch.Tensor, tail=()) -> torch.Tensor:
-        """One value per distinct urn, ``[B, *tail]``, to ``[*batch, *tail]`` (repeated urns
-        as expanded views)."""
-        tail = tuple(tail)
-        return tensor.reshape(self._base_shape() + tail).expand(self.batch_shape + tail)
-
-    def _draw_layout(self) -> tuple[list[int], list[int]]:
-        """The batch dimensions that repeat one urn, and the others."""
-        shared = self._shared_dims()
-        return shared, [d for d in range(len(self.batch_shape)) if d not in shared]
-
-    def _unflatten_draws(self, tensor: torch.Tensor, sample_shape: torch.Size, tail=()
-                         ) -> torch.Tensor:
-        """Draws ``[S * repeats, B, *tail]`` of the distinct urns to ``[*sample_shape, *batch,
-        *tail]``: each repeated urn's extra draws fill its repeats."""
-        tail, batch = tuple(tail), self.batch_shape
-        shared, rest = self._draw_layout()
-        if not shared:
-            return tensor.reshape(sample_shape + batch + tail)
-        order = shared + rest
-        x = tensor.reshape(sample_shape.numel(), *(batch[d] for d in order), *tail)
-        perm = [0] + [1 + order.index(d) for d in range(len(batch))] \
-            + list(range(1 + len(batch), x.dim()))
-        return x.permute(perm).reshape(sample_shape + batch + tail)
-
-    def _flatten_draws(self, x: torch.Tensor, sample_shape: torch.Size) -> torch.Tensor:
-        """The inverse of ``_unflatten_draws`` for ``x [*sample_shape, *batch, c]``."""
-        shared, rest = self._draw_layout()
-        x = x.reshape(sample_shape.numel(), *self.batch_shape, x.shape[-1])
-        x = x.permute([0] + [1 + d for d in shared + rest] + [x.dim() - 1])
-        return x.reshape(-1, self._base_shape().numel(), x.shape[-1])
-
     def _counts(self, value: TensorLike) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
         """``log_prob``'s argument checked and laid out per distinct urn: counts ``[S', B, c]``
         (float64), whether each can occur (``[S', B]``: inside the ranges, where a class of
@@ -428,11 +385,11 @@ class UrnDistribution(Distribution):
             self._validate_sample(value)
         x = value.to(torch.float64).expand(shape)
         sample_shape = shape[: len(shape) - len(self.batch_shape) - 1]
-        x = self._flatten_draws(x, sample_shape)
+        x = self.sharing.flatten_draws(x, sample_shape)
         drawable = (torch.where(self.logits > NEG_INF, self.population, 0)
                     if self._zero_weights else self.population)
-        m = self._narrow(drawable).reshape(1, -1, self.num_classes)
-        draws = self._narrow(self.draws).reshape(1, -1).to(torch.float64)
+        m = self.sharing.narrow(drawable).reshape(1, -1, self.num_classes)
+        draws = self.sharing.narrow(self.draws).reshape(1, -1).to(torch.float64)
         in_range = ((x >= 0) & (x <= m)).all(-1)
         tolerance = 1e-6 * (1 + draws)
         inside = in_range & ((x.sum(-1) - draws).abs() <= tolerance)
@@ -479,12 +436,12 @@ class UrnDistribution(Distribution):
         if inverse is not None:
             counts = counts[..., inverse]
             vectors = vectors[..., inverse, :] if vectors is not None else None
-        counts = dist._unflatten_draws(counts, sample_shape, (self.num_classes,))
+        counts = dist.sharing.unflatten_draws(counts, sample_shape, (self.num_classes,))
         if vectors is None:
             return RelaxedDraw(counts, None, None)
-        return RelaxedDraw(counts, dist._unflatten_draws(vectors, sample_shape,
+        return RelaxedDraw(counts, dist.sharing.unflatten_draws(vectors, sample_shape,
                                                          (self.num_classes, width)),
-                           dist._unflatten_draws(log_prob, sample_shape))
+                           dist.sharing.unflatten_draws(log_prob, sample_shape))
 
 
 def _flip_vectors(vectors: torch.Tensor, urn: Urn) -> torch.Tensor:

@@ -134,7 +134,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
     # ------------------------------------------------------------------ densities
     def log_normalizer(self) -> torch.Tensor:
         """``[...]``: ``A(theta) = log P0``, the log-partition function (differentiable)."""
-        value = self._unflatten(self._urn().log_normalizer)
+        value = self.sharing.unflatten(self._urn().log_normalizer)
         term = self._zero_weight_term()
         return (value if term is None else value + term).to(self.logits.dtype)
 
@@ -160,8 +160,8 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
         with torch.no_grad():
             fewer = (self.draws - 1).clamp_min(0)
             below = self._copy_with(self.population, fewer, self.logits.detach(), None)
-            gap = (below._unflatten(below._urn().log_normalizer)
-                   - self._unflatten(self._urn().log_normalizer))
+            gap = (below.sharing.unflatten(below._urn().log_normalizer)
+                   - self.sharing.unflatten(self._urn().log_normalizer))
             slope = self.population.to(torch.float64) * gap.exp().unsqueeze(-1)
             slope = torch.where((weights == 0) & (self.draws > 0).unsqueeze(-1), slope, 0.0)
         return weights.to(torch.float64) * slope, below
@@ -170,7 +170,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
                            ) -> torch.Tensor:
         """``[..., c, c]``: ``E_{p_i}[X] - E_p[X]`` in row ``i`` (detached)."""
         with torch.no_grad():
-            shifted = below._unflatten(below._urn().mean(), (self.num_classes,))
+            shifted = below.sharing.unflatten(below._urn().mean(), (self.num_classes,))
             return (shifted - mean.detach()).unsqueeze(-2) + torch.eye(
                 self.num_classes, dtype=torch.float64, device=mean.device)
 
@@ -188,7 +188,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
         urn = self._urn()
         x_safe = torch.where(inside.unsqueeze(-1), x, torch.zeros_like(x))
         out = torch.where(inside, urn.log_prob(x_safe), NEG_INF)
-        out = self._unflatten_draws(out, sample_shape)
+        out = self.sharing.unflatten_draws(out, sample_shape)
         term = self._zero_weight_term()
         return (out if term is None else out - term).to(self.logits.dtype)
 
@@ -206,7 +206,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
         offset, log_prob = self._marginal_window(i)
         if self._zero_weight_tangent() is None:  # one per distinct urn, then expanded
             dense = Window(offset, log_prob).dense(size)
-            logits = self._unflatten(dense, (size,))
+            logits = self.sharing.unflatten(dense, (size,))
         else:
             flat = Window(offset.reshape(-1), log_prob.reshape(-1, log_prob.shape[-1]))
             logits = flat.dense(size).reshape(self.batch_shape + (size,))
@@ -222,7 +222,8 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
         offset, log_prob = self._marginal_window(i % self.num_classes)
         if self._zero_weight_tangent() is None:
             width = log_prob.shape[-1]
-            offset, log_prob = self._unflatten(offset), self._unflatten(log_prob, (width,))
+            sharing = self.sharing
+            offset, log_prob = sharing.unflatten(offset), sharing.unflatten(log_prob, (width,))
         return offset, log_prob.to(self.logits.dtype)
 
     def _marginal_window(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,12 +238,12 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
             return window.offset, window.log_prob
         eps, below = found
         width = window.log_prob.shape[-1]
-        offset = self._unflatten(window.offset)
-        log_prob = self._unflatten(window.log_prob, (width,))
+        offset = self.sharing.unflatten(window.offset)
+        log_prob = self.sharing.unflatten(window.log_prob, (width,))
         with torch.no_grad():
             other = below._urn().log_marginals()[i]
-            other_offset = below._unflatten(other.offset)
-            other_log_prob = below._unflatten(other.log_prob, (other.log_prob.shape[-1],))
+            other_offset = below.sharing.unflatten(other.offset)
+            other_log_prob = below.sharing.unflatten(other.log_prob, (other.log_prob.shape[-1],))
             counts = offset.unsqueeze(-1) + torch.arange(width, device=offset.device)
             finite = torch.isfinite(log_prob)
 
@@ -262,7 +263,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
     @property
     def mean(self) -> torch.Tensor:
         """Exact ``E[x]``, shape ``[..., c]`` (the gradient of the log-partition function)."""
-        mean = self._unflatten(self._urn().mean(), (self.num_classes,))
+        mean = self.sharing.unflatten(self._urn().mean(), (self.num_classes,))
         found = self._zero_weight_tangent()
         if found is not None:
             eps, below = found
@@ -273,13 +274,13 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
     @property
     def variance(self) -> torch.Tensor:
         """Exact ``Var[x_i]``, shape ``[..., c]``."""
-        variance = self._unflatten(self._urn().moments()[1], (self.num_classes,))
+        variance = self.sharing.unflatten(self._urn().moments()[1], (self.num_classes,))
         found = self._zero_weight_tangent()
         if found is not None:
             eps, below = found
             with torch.no_grad():
-                mean = self._unflatten(self._urn().mean(), (self.num_classes,))
-                below_variance = below._unflatten(below._urn().moments()[1],
+                mean = self.sharing.unflatten(self._urn().mean(), (self.num_classes,))
+                below_variance = below.sharing.unflatten(below._urn().moments()[1],
                                                   (self.num_classes,))
                 step = (below_variance - variance.detach()).unsqueeze(-2) \
                     + self._zero_weight_shift(below, mean).square()
@@ -296,7 +297,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
         if found is not None:
             eps, below = found
             with torch.no_grad():
-                mean = self._unflatten(self._urn().mean(), (self.num_classes,))
+                mean = self.sharing.unflatten(self._urn().mean(), (self.num_classes,))
                 shift = self._zero_weight_shift(below, mean)
                 step = (below._covariance(False) - cov.detach()).unsqueeze(-3) \
                     + shift.unsqueeze(-1) * shift.unsqueeze(-2)
@@ -315,20 +316,21 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
             rows = [torch.autograd.grad(means[:, i].sum(), theta, retain_graph=True,
                                         create_graph=differentiable)[0]
                     for i in range(self.num_classes)]
-        return self._unflatten(torch.stack(rows, dim=-2), (self.num_classes, self.num_classes))
+        c = self.num_classes
+        return self.sharing.unflatten(torch.stack(rows, dim=-2), (c, c))
 
     def entropy(self) -> torch.Tensor:
         """``[...]``: exact ``-E[log p(x)]``."""
-        return self._unflatten(self._urn().entropy()).to(self.logits.dtype)
+        return self.sharing.unflatten(self._urn().entropy()).to(self.logits.dtype)
 
     def _kl_to(self, other: MultivariateFisherNCHypergeometric) -> torch.Tensor:
         """``KL(self || other)`` for the same urn and batch shape (``kl_mfnch_mfnch``)."""
         difference = other.logits.to(torch.float64) - self.logits.to(torch.float64)
-        mean = self._unflatten(self._urn().mean(), (self.num_classes,))
+        mean = self.sharing.unflatten(self._urn().mean(), (self.num_classes,))
         # classes self never draws contribute nothing, whatever other's weight
         inner = times_logit(mean, torch.where(mean == 0, 0.0, difference)).sum(-1)
-        kl = (other._unflatten(other._urn().log_normalizer)
-              - self._unflatten(self._urn().log_normalizer) - inner)
+        kl = (other.sharing.unflatten(other._urn().log_normalizer)
+              - self.sharing.unflatten(self._urn().log_normalizer) - inner)
         return kl.to(torch.promote_types(self.logits.dtype, other.logits.dtype))
 
     # ------------------------------------------------------------------ sampling
@@ -368,7 +370,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
         dist, inverse = self._permuted(permute)
         urn = dist._urn()
         levels = dist._tree(urn)
-        num = sample_shape.numel() * dist._repeats()
+        num = sample_shape.numel() * dist.sharing.repeats
         if levels is not None:
             counts = sample_tree(levels, urn.draws, self.num_classes, num)
         else:
@@ -377,7 +379,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
             counts = urn.to_user(counts)
         if inverse is not None:
             counts = counts[..., inverse]
-        return dist._unflatten_draws(counts, sample_shape, (self.num_classes,))
+        return dist.sharing.unflatten_draws(counts, sample_shape, (self.num_classes,))
 
     def rsample(self, sample_shape: Sequence[int] = torch.Size(), *,
                 gradient: str | None = None, temperature: float | torch.Tensor | None = None,
@@ -454,7 +456,7 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
             return RelaxedDraw(counts, None, None)
         urn = self._urn()
         probs = torch.stack([w.dense(width).exp() for w in urn.log_marginals()], dim=-2)
-        probs = self._unflatten(probs.to(dtype), (self.num_classes, width))
+        probs = self.sharing.unflatten(probs.to(dtype), (self.num_classes, width))
         one_hot = F.one_hot(hard, width).to(dtype) + (probs - probs.detach())
         return RelaxedDraw(counts, one_hot, self.log_prob(hard))
 

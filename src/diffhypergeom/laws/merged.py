@@ -101,7 +101,7 @@ class MergedFisherNCHypergeometric(UrnDistribution):
             out = out + torch.where((j >= 0) & (j < width), found, NEG_INF)
             remaining = remaining - y[..., i]
         out = torch.where(inside, out, NEG_INF)
-        return self._unflatten_draws(out, sample_shape).to(self.logits.dtype)
+        return self.sharing.unflatten_draws(out, sample_shape).to(self.logits.dtype)
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         """Exact draws of this law, ``[*sample_shape, *batch, c]`` in the logits' dtype."""
@@ -109,8 +109,8 @@ class MergedFisherNCHypergeometric(UrnDistribution):
         check_count_dtype(self.logits.dtype, self.draws)
         urn = self._urn()
         counts = sample_sequential(self._conditional(urn), urn.engine.draws, self.num_classes,
-                                   sample_shape.numel() * self._repeats())
-        return self._unflatten_draws(counts, sample_shape, (self.num_classes,)
+                                   sample_shape.numel() * self.sharing.repeats)
+        return self.sharing.unflatten_draws(counts, sample_shape, (self.num_classes,)
                                      ).to(self.logits.dtype)
 
     def rsample(self, sample_shape: Sequence[int] = torch.Size(), *,

@@ -54,6 +54,9 @@ class RandomPartition(Distribution):
         size_logits: ``[..., K]`` log-weights of the block sizes (finite).
         element_logits: ``[..., N]`` Plackett-Luce scores of the elements (finite).
         engine: the engine of the size law (``MultivariateFisherNCHypergeometric``).
+        temperature: ``tau > 0``, the default temperature of ``rsample``'s straight-through
+            gradient (``rsample_one_hot``; default 1.0): what ``rsample(sample_shape)`` uses at
+            a Pyro site. A per-call ``temperature=`` overrides it.
         validate_args: as in ``torch.distributions``.
 
     Events: labels ``z [..., N]`` in ``{0..K-1}`` (floating, as the other laws' counts); every
@@ -86,7 +89,8 @@ class RandomPartition(Distribution):
     has_rsample = True
 
     def __init__(self, size_logits: TensorLike, element_logits: TensorLike, *,
-                 engine: str = "auto", validate_args: bool | None = None):
+                 engine: str = "auto", temperature: float = 1.0,
+                 validate_args: bool | None = None):
         size_logits = as_float_tensor(size_logits, "size_logits")
         element_logits = as_float_tensor(element_logits, "element_logits")
         for name, value in (("size_logits", size_logits), ("element_logits", element_logits)):
@@ -101,7 +105,9 @@ class RandomPartition(Distribution):
                                       names=("size_logits", "element_logits"))
         self.size_logits = size_logits.expand(batch_shape + size_logits.shape[-1:])
         self.element_logits = element_logits.expand(batch_shape + element_logits.shape[-1:])
+        check_positive(temperature, "temperature")
         self.engine = engine
+        self.temperature = temperature
         self.num_blocks, self.num_elements = size_logits.shape[-1], element_logits.shape[-1]
         super().__init__(batch_shape, torch.Size((self.num_elements,)),
                          validate_args=validate_args)
@@ -126,6 +132,7 @@ class RandomPartition(Distribution):
         new.element_logits = self.element_logits.expand(batch_shape + (self.num_elements,))
         new.engine, new.num_blocks, new.num_elements = (self.engine, self.num_blocks,
                                                         self.num_elements)
+        new.temperature = self.temperature
         super(RandomPartition, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -192,15 +199,16 @@ class RandomPartition(Distribution):
         return labels.to(self.element_logits.dtype), sizes, keys
 
     def rsample_one_hot(self, sample_shape: Sequence[int] = torch.Size(), *,
-                        temperature: float = 1.0) -> torch.Tensor:
+                        temperature: float | None = None) -> torch.Tensor:
         """Exact draws as one-hot assignments ``[*sample_shape, *batch, N, K]`` with a
         straight-through gradient: the sizes carry the gradient of the Fisher law's exact mean,
-        the Gumbel-perturbed scores a NeuralSort relaxation at ``temperature`` of the ranking
-        (``diffhypergeom.numerics.sort.neural_sort``), and a position belongs to block ``k`` softly,
-        ``sigmoid((end_k - j) / tau) - sigmoid((start_k - j) / tau)``. Biased (a relaxation of
-        the ranking and of the block boundaries); its bias on a small model is measured in
-        ``tests/test_partition.py``. The score-function estimators through the exact
-        ``log_prob`` are unbiased."""
+        the Gumbel-perturbed scores a NeuralSort relaxation at ``temperature`` (default: the
+        constructor's) of the ranking (``diffhypergeom.numerics.sort.neural_sort``), and a
+        position belongs to block ``k`` softly, ``sigmoid((end_k - j) / tau) - sigmoid((start_k
+        - j) / tau)``. Biased (a relaxation of the ranking and of the block boundaries); its bias
+        on a small model is measured in ``tests/laws/test_partition.py``. The score-function
+        estimators through the exact ``log_prob`` are unbiased."""
+        temperature = self.temperature if temperature is None else temperature
         check_positive(temperature, "temperature")
         sample_shape = torch.Size(sample_shape)
         labels, sizes, keys = self._draw(sample_shape)
@@ -217,7 +225,7 @@ class RandomPartition(Distribution):
         return hard + (soft - soft.detach())
 
     def rsample(self, sample_shape: Sequence[int] = torch.Size(), *,
-                temperature: float = 1.0) -> torch.Tensor:
+                temperature: float | None = None) -> torch.Tensor:
         """Exact labels ``[*sample_shape, *batch, N]`` whose gradient is that of
         ``sum_k k * rsample_one_hot(...)[..., k]`` (see ``rsample_one_hot``)."""
         one_hot = self.rsample_one_hot(sample_shape, temperature=temperature)

@@ -81,6 +81,9 @@ class RelaxedMultivariateFisherNCHypergeometric(UrnDistribution):
 
     has_rsample = True
     has_enumerate_support = False
+    # members of the exact law this one cannot give (``diffhypergeom.estimators.lacking``)
+    lacks = frozenset({"log_prob", "mean", "variance", "entropy", "enumerate_support",
+                       "log_marginal", "marginal"})
 
     def __init__(self, population: TensorLike, draws: TensorLike,
                  logits: TensorLike | None = None, weights: TensorLike | None = None, *,
@@ -118,6 +121,10 @@ class RelaxedMultivariateFisherNCHypergeometric(UrnDistribution):
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
+
+    def enumerate_support(self, expand: bool = True) -> torch.Tensor:
+        raise NotImplementedError("the relaxed counts are real vectors: their support (the hull "
+                                  "UrnHull) cannot be enumerated")
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         raise NotImplementedError(

@@ -88,11 +88,11 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
     def _flat(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per distinct urn: drawable population ``[B, c]`` (int64, zero where the weight is),
         draws ``[B]`` and log-weights ``[B, c]`` (float64)."""
-        c, flat = self.num_classes, self._base_shape().numel()
-        log_w = self._narrow(self.logits).reshape(flat, c).to(torch.float64)
-        population = self._narrow(self.population).reshape(flat, c)
+        c, flat = self.num_classes, self.sharing.base_shape.numel()
+        log_w = self.sharing.narrow(self.logits).reshape(flat, c).to(torch.float64)
+        population = self.sharing.narrow(self.population).reshape(flat, c)
         population = torch.where(log_w > NEG_INF, population, torch.zeros_like(population))
-        return population, self._narrow(self.draws).reshape(flat), log_w
+        return population, self.sharing.narrow(self.draws).reshape(flat), log_w
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         """``[*sample, *batch]``: the exact log-probability. With validation on, values outside
@@ -104,7 +104,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         x_safe = torch.where(inside.unsqueeze(-1), x, _greedy(population, draws).unsqueeze(0))
         out = quadrature.log_prob(x_safe, m, log_w.unsqueeze(0))
         out = torch.where(inside, out, NEG_INF)
-        return self._unflatten_draws(out, sample_shape).to(self.logits.dtype)
+        return self.sharing.unflatten_draws(out, sample_shape).to(self.logits.dtype)
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         """Exact draws ``[*sample_shape, *batch, c]`` in the logits' floating dtype."""
@@ -112,8 +112,8 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         check_count_dtype(self.logits.dtype, self.draws)
         population, draws, log_w = self._flat()
         counts = quadrature.clock_sample(population.to(torch.float64), draws, log_w.detach(),
-                                         sample_shape.numel() * self._repeats())
-        return self._unflatten_draws(counts, sample_shape, (self.num_classes,)
+                                         sample_shape.numel() * self.sharing.repeats)
+        return self.sharing.unflatten_draws(counts, sample_shape, (self.num_classes,)
                                      ).to(self.logits.dtype)
 
     def rsample(self, sample_shape: Sequence[int] = torch.Size(), *, gradient: str = "mean"
@@ -145,7 +145,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         mean = population.to(torch.float64)
         if mix is not None:
             mean = mean.index_put(((~settled).nonzero().squeeze(-1),), quadrature.mixture_mean(mix))
-        return self._unflatten(mean, (self.num_classes,)).to(self.logits.dtype)
+        return self.sharing.unflatten(mean, (self.num_classes,)).to(self.logits.dtype)
 
     def marginal(self, i: int) -> torch.distributions.Categorical:
         """Exact marginal of class ``i``: a ``Categorical`` over the counts ``0..max m_i``."""
@@ -174,7 +174,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
             probs = probs.index_put((keep.nonzero().squeeze(-1),), marginal.clamp_min(0))
         log_probs = torch.where(probs > 0, probs.clamp_min(1e-300).log(), NEG_INF)
         offset = torch.zeros(self.batch_shape, dtype=torch.int64, device=log_probs.device)
-        return offset, self._unflatten(log_probs, (width,)).to(self.logits.dtype)
+        return offset, self.sharing.unflatten(log_probs, (width,)).to(self.logits.dtype)
 
     @property
     def covariance_matrix(self) -> torch.Tensor:
@@ -189,7 +189,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
             keep = ~settled
             cov = cov.index_put((keep.nonzero().squeeze(-1),), quadrature.mixture_covariance(
                 population[keep], draws[keep], log_w[keep], self.engine))
-        return self._unflatten(cov, (c, c)).to(self.logits.dtype)
+        return self.sharing.unflatten(cov, (c, c)).to(self.logits.dtype)
 
     @property
     def variance(self) -> torch.Tensor:

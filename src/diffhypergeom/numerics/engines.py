@@ -28,7 +28,15 @@ from diffhypergeom.numerics import logspace as _logspace
 from diffhypergeom.numerics import tree as _tree
 from diffhypergeom.numerics.fft import FFTEngine
 from diffhypergeom.numerics.logspace import LOGSPACE_MAGNITUDE, LogspaceEngine, logit_magnitude
-from diffhypergeom.numerics.urn import Engine, Normalizer, Urn, Window, canonical_counts
+from diffhypergeom.numerics.urn import (
+    Canonical,
+    Engine,
+    Normalizer,
+    Urn,
+    Window,
+    canonical_counts,
+    engine_log_normalizer,
+)
 from diffhypergeom.numerics.urn import readable as _readable
 
 ENGINES = ("auto", "logspace", "fft")
@@ -54,7 +62,8 @@ MAX_MAGNITUDE = 1e290
 
 
 def estimated_costs(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
-                    complement: bool = True, zero_weights: bool = True) -> dict[str, float]:
+                    complement: bool = True, zero_weights: bool = True,
+                    canonical: Canonical | None = None) -> dict[str, float]:
     """Work estimates (in log-space multiply-adds) of both engines for a flat batch.
 
     Example:
@@ -65,7 +74,8 @@ def estimated_costs(population: torch.Tensor, draws: torch.Tensor, theta: torch.
         >>> {name: round(cost) for name, cost in costs.items()}  # logspace: 181 * (3 * 181)
         {'logspace': 98283, 'fft': 137475}
     """
-    m, n, _ = canonical_counts(population, draws, theta, complement, zero_weights)
+    m, n, _ = canonical if canonical is not None else canonical_counts(
+        population, draws, theta, complement, zero_weights)
     n_col = n.unsqueeze(-1).to(torch.float64)
     logspace = ((n_col[..., 0] + 1) * (torch.minimum(m.to(torch.float64), n_col) + 1).sum(-1)
                 ).sum()
@@ -75,7 +85,8 @@ def estimated_costs(population: torch.Tensor, draws: torch.Tensor, theta: torch.
 
 
 def choose(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
-           complement: bool = True, zero_weights: bool = True) -> str:
+           complement: bool = True, zero_weights: bool = True,
+           canonical: Canonical | None = None) -> str:
     """The engine ``"auto"`` takes: the one with the smaller estimated cost.
 
     Example:
@@ -86,7 +97,7 @@ def choose(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
         >>> [choose(halves, torch.tensor([n]), theta) for n in (5, 10**6, 2 * 10**6 - 5)]
         ['logspace', 'fft', 'logspace']
     """
-    costs = estimated_costs(population, draws, theta, complement, zero_weights)
+    costs = estimated_costs(population, draws, theta, complement, zero_weights, canonical)
     return "logspace" if costs["logspace"] <= costs["fft"] else "fft"
 
 
@@ -146,15 +157,16 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
     normalizer: Normalizer | None = None
     if engine == "auto" and precise and _tree.whole_tables(population, draws, theta):
         normalizer = partial(_tree.log_normalizer, return_levels=True)
-    if engine == "auto" and not precise:
-        name = "fft"
-    elif engine != "fft" and _tiny(population, draws):
+    name = "fft"
+    if (engine != "fft" and (precise or engine != "auto")) and _tiny(population, draws):
         return Urn(population, draws, theta, LogspaceEngine, complement, zero_weights,
                    normalizer)
-    else:
-        name = (choose(population, draws, theta, complement, zero_weights)
-                if engine == "auto" else engine)
-    m, n, _ = canonical_counts(population, draws, theta, complement, zero_weights)
+    canonical = canonical_counts(population, draws, theta, complement, zero_weights)
+    if engine == "auto" and precise:
+        name = choose(population, draws, theta, complement, zero_weights, canonical=canonical)
+    elif engine != "auto":
+        name = engine
+    m, n, _ = canonical
     module = _logspace if name == "logspace" else _fft
     needed, limit = module.estimated_bytes(m, n), memory_limit(theta.device)
     other = "fft" if name == "logspace" else "logspace"
@@ -167,10 +179,16 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
             f"engine={name!r} would need about {needed / 2**30:,.1f} GiB for this urn "
             f"(the device has {limit / 2**30:,.1f} GiB); use engine={other!r} or 'auto'")
     if engine == "auto" and normalizer is None:
-        def normalizer(p: torch.Tensor, d: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            # chosen when the mean is asked for, not at every construction
-            return _mean_normalizer(name, m, n, complement, zero_weights)(p, d, t)
-    return Urn(population, draws, theta, _CLASSES[name], complement, zero_weights, normalizer)
+        # chosen when the mean is asked for, not at every construction
+        normalizer = partial(_deferred_normalizer, name, m, n, complement, zero_weights)
+    return Urn(population, draws, theta, _CLASSES[name], complement, zero_weights, normalizer,
+               canonical)
+
+
+def _deferred_normalizer(name: str, m: torch.Tensor, n: torch.Tensor, complement: bool,
+                         zero_weights: bool, p: torch.Tensor, d: torch.Tensor, t: torch.Tensor
+                         ) -> torch.Tensor | tuple[torch.Tensor, list]:
+    return _mean_normalizer(name, m, n, complement, zero_weights)(p, d, t)
 
 
 def _mean_normalizer(name: str, m: torch.Tensor, n: torch.Tensor, complement: bool,
@@ -188,7 +206,7 @@ def _mean_normalizer(name: str, m: torch.Tensor, n: torch.Tensor, complement: bo
             _fft.widest_window(m.sum(-1, keepdim=True), n, _fft.LAMBDA).max()) * m.shape[0]
         if _tree.tree_work(m, n) <= fft_work:
             return partial(_tree.log_normalizer, return_levels=True)
-    return lambda p, d, t: Urn(p, d, t, engine, complement, zero_weights).log_normalizer
+    return partial(engine_log_normalizer, engine, complement, zero_weights)
 
 
 __all__ = ["ENGINES", "Engine", "FFTEngine", "LogspaceEngine", "Urn", "Window", "build",

@@ -27,6 +27,7 @@ a user's urn to the canonical one and the results back (``docs/design/index.md``
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -35,8 +36,8 @@ from torch.utils.checkpoint import checkpoint
 from diffhypergeom.numerics.special import NEG_INF, times_logit
 
 __all__ = [
-    "CHECKPOINT_ELEMENTS", "Engine", "Normalizer", "Urn", "Window", "canonical_counts",
-    "checkpoint_if_large", "distinct", "readable",
+    "CHECKPOINT_ELEMENTS", "Canonical", "Engine", "Normalizer", "Urn", "Window",
+    "canonical_counts", "checkpoint_if_large", "distinct", "engine_log_normalizer", "readable",
 ]
 
 # (population [B, c], draws [B], theta [B, c]) -> A [B]: the user's urns' log-normalisers,
@@ -80,9 +81,18 @@ def checkpoint_if_large(fn, *tensors: torch.Tensor, elements: int) -> torch.Tens
     return fn(*tensors)
 
 
+class Canonical(NamedTuple):
+    """The canonical urn's counts (``canonical_counts``): the population with classes of weight
+    zero emptied ``[B, c]``, the draws after the complement ``[B]``, and which urns are
+    complemented ``[B]``."""
+
+    population: torch.Tensor
+    draws: torch.Tensor
+    flip: torch.Tensor
+
+
 def canonical_counts(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
-                     complement: bool = True, zero_weights: bool = True
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     complement: bool = True, zero_weights: bool = True) -> Canonical:
     """The canonical urn's counts: the population with classes of weight zero emptied, the
     draws after the complement (``N - n`` where ``n > N/2``), and which urns are complemented.
     ``zero_weights=False`` promises no ``-inf`` in ``theta``: then nothing reads its values."""
@@ -90,7 +100,7 @@ def canonical_counts(population: torch.Tensor, draws: torch.Tensor, theta: torch
         if zero_weights else population
     total = m.sum(-1)
     flip = (2 * draws > total) if complement else torch.zeros_like(draws, dtype=torch.bool)
-    return m, torch.where(flip, total - draws, draws), flip
+    return Canonical(m, torch.where(flip, total - draws, draws), flip)
 
 
 class Window(NamedTuple):
@@ -220,6 +230,7 @@ class Urn:
         complement: compute ``n > N/2`` as ``N - n`` with weights ``1/w``.
         zero_weights: whether ``theta`` may hold ``-inf`` (weights of zero).
         normalizer: what ``mean`` differentiates (default: ``engine``'s log-normaliser).
+        canonical: ``canonical_counts`` of these arguments, when the caller has them already.
 
     Example:
         A weight of zero empties its class; 4 draws of the 5 balls left are computed as 1 draw
@@ -237,14 +248,14 @@ class Urn:
 
     def __init__(self, population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,
                  engine: type[Engine], complement: bool = True, zero_weights: bool = True,
-                 normalizer: Normalizer | None = None):
-        self.normalizer = normalizer if normalizer is not None else (
-            lambda p, d, t: Urn(p, d, t, engine, complement, zero_weights).log_normalizer)
+                 normalizer: Normalizer | None = None, canonical: Canonical | None = None):
+        self.normalizer = normalizer if normalizer is not None else partial(
+            engine_log_normalizer, engine, complement, zero_weights)
         self._mean: torch.Tensor | None = None
         # the sampling tree, when the mean's normalizer built it (``tree.Level`` list)
         self.levels: list | None = None
-        m, flipped_draws, flip = canonical_counts(population, draws, theta, complement,
-                                                  zero_weights)
+        m, flipped_draws, flip = canonical if canonical is not None else canonical_counts(
+            population, draws, theta, complement, zero_weights)
         has = m > 0
         any_flip = bool(flip.any())
         finite = torch.where(has, theta, torch.zeros_like(theta))
@@ -345,3 +356,11 @@ class Urn:
 
     def entropy(self) -> torch.Tensor:
         return self.engine.entropy()
+
+
+def engine_log_normalizer(engine: type[Engine], complement: bool, zero_weights: bool,
+                          population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor
+                          ) -> torch.Tensor:
+    """``A(theta) [B]`` of the urns computed afresh by ``engine`` (a ``Normalizer`` once its
+    first three arguments are bound with ``functools.partial``, which pickles)."""
+    return Urn(population, draws, theta, engine, complement, zero_weights).log_normalizer
