@@ -270,7 +270,7 @@ def test_gumbel_rao_arguments():
 def test_permuted_tables_are_kept_per_class_order():
     """rsample(permute=True) builds a permuted copy (and its tables) once per class order and
     distribution; at most ORDER_CACHE of them are kept."""
-    from diffhypergeom.laws.base import ORDER_CACHE
+    from diffhypergeom.laws.engine_law import ORDER_CACHE
 
     torch.manual_seed(0)
     d = MFNCH(torch.tensor([3, 4, 5]), 6, logits=torch.zeros(3))

@@ -47,6 +47,7 @@ import torch
 from torch.distributions import Distribution
 
 from diffhypergeom.laws.base import UrnDistribution
+from diffhypergeom.numerics.base import Window
 from diffhypergeom.numerics.support import support_points, support_size
 
 __all__ = [
@@ -259,12 +260,9 @@ def _marginal_probabilities(dist: UrnDistribution,
     total = torch.zeros(x.shape[:-1], dtype=torch.float64, device=x.device)
     for i in range(dist.num_classes):
         offset, log_probs = dist.log_marginal(i)
-        offset = offset.reshape(x.shape[0], 1)
-        log_probs = log_probs.to(torch.float64).reshape(x.shape[0], -1)
-        j = x[..., i].long() - offset
-        inside = (j >= 0) & (j < log_probs.shape[-1])
-        gathered = log_probs.gather(-1, j.clamp(0, log_probs.shape[-1] - 1)).exp()
-        total = total + torch.where(inside, gathered, torch.zeros_like(gathered))
+        marginal = Window(offset.reshape(x.shape[0]),
+                          log_probs.to(torch.float64).reshape(x.shape[0], -1))
+        total = total + marginal.at(x[..., i].long()).exp()
     return total
 
 

@@ -44,7 +44,7 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     "diffhypergeom.sort": "diffhypergeom.numerics.sort",
     "diffhypergeom.sampling": "diffhypergeom.numerics.sampling",
     "diffhypergeom.engines": "diffhypergeom.numerics.engines",
-    "diffhypergeom.engines.base": ("diffhypergeom.numerics.urn", "diffhypergeom.numerics.engines"),
+    "diffhypergeom.engines.base": ("diffhypergeom.numerics.base", "diffhypergeom.numerics.engines"),
     "diffhypergeom.engines.logspace": "diffhypergeom.numerics.logspace",
     "diffhypergeom.engines.fft": "diffhypergeom.numerics.fft",
     "diffhypergeom.engines.tree": "diffhypergeom.numerics.tree",

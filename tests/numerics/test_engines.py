@@ -241,13 +241,3 @@ def test_covariance_matrix_agrees():
                    for e in ENGINES]
     _close(covariances[1], covariances[0], rtol=1e-10, atol=1e-10)
     _close(covariances[1].sum(-1), torch.zeros(4, dtype=torch.float64), rtol=0, atol=1e-10)
-
-
-def test_merged_conditional_rows_agree():
-    """The paper's merged-class rows (method="merge") from both engines."""
-    population = torch.tensor([[60, 80, 50, 70]])
-    theta = torch.tensor([[0.0, -0.5, -1.0, -0.2]], dtype=torch.float64)
-    rows = torch.arange(0, 200)
-    tables = [engine(population, torch.tensor([199]), theta).merged_conditional(1, rows)
-              .dense(81).exp() for engine in (LogspaceEngine, FFTEngine)]
-    _close(tables[1], tables[0], rtol=0, atol=1e-12)

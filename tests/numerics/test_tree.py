@@ -125,7 +125,7 @@ def test_thousand_classes_match_their_exact_marginals(tree_path):
 def test_sample_uses_the_tree_and_returns_exact_counts_in_batches():
     d = MFNCH(torch.tensor([[4, 5, 6, 0, 2, 3, 1, 7, 2], [1] * 9]), torch.tensor([17, 2]),
               logits=torch.randn(2, 9, dtype=torch.float64))
-    assert d._tree(d._urn()) is not None
+    assert d._urn().tree() is not None
     x = d.sample((5, 2))
     assert x.shape == (5, 2, 2, 9)
     assert (x.sum(-1) == torch.tensor([17, 2])).all()

@@ -32,25 +32,22 @@ from diffhypergeom.laws.checks import (
 )
 from diffhypergeom.laws.sharing import BatchSharing
 from diffhypergeom.numerics import support as support_module
-from diffhypergeom.numerics.engines import ENGINES, Urn, build
-from diffhypergeom.numerics.sampling import GumbelSettings, RelaxedDraw, rsample_sequential
+from diffhypergeom.numerics.engines import ENGINES
 from diffhypergeom.numerics.special import NEG_INF
 from diffhypergeom.numerics.support import support_points, support_size
 
 __all__ = [
-    "CACHES", "MAX_DENSE", "ORDER_CACHE", "REPR_ENTRIES", "UrnDistribution", "UrnSupport",
+    "CACHES", "MAX_DENSE", "REPR_ENTRIES", "UrnDistribution", "UrnSupport",
     "check_count_dtype",
     "show",
 ]
 
-# permuted copies of a distribution (one per class order) that ``_permuted`` keeps
-ORDER_CACHE = 24
 # a parameter with at most this many entries is shown by value in the repr
 REPR_ENTRIES = 12
 # Largest dense marginal (counts x urns) that ``marginal`` and ``log_marginal`` build.
 MAX_DENSE = 1 << 26
 # what a copy (``expand``, a class permutation) must not inherit: it is computed per urn
-CACHES = ("_urn_cache", "_tree_levels", "_order_cache", "_sharing")
+CACHES = ("_urn_cache", "_order_cache", "_sharing")
 
 
 class UrnSupport(constraints.Constraint):
@@ -138,9 +135,6 @@ class UrnDistribution(Distribution):
         "logits": constraints.real_vector,
     }
     has_enumerate_support = True
-    # the engines may compute ``n > N/2`` as ``N - n`` with weights ``1/w`` (the law is
-    # symmetric under ``x -> m - x``)
-    complement = True
 
     def __init__(
         self,
@@ -197,14 +191,7 @@ class UrnDistribution(Distribution):
         self._zero_weights = zero_weights
         # kept only to give the gradient in a weight that is exactly zero its true value
         self._weights = weights.expand(batch_shape + (num_classes,)) if zero_weights else None
-        self._urn_cache: Urn | None = None
         super().__init__(batch_shape, torch.Size((num_classes,)), validate_args=validate_args)
-        self._prepare()
-
-    def _prepare(self) -> None:
-        """Choose the engine now (it reads the urn's sizes and logits), so that compiled or
-        transformed code later finds it made; its tables are still computed on first use."""
-        self._urn()
 
     def _check_feasible(self) -> None:
         total = self.population.sum(-1)
@@ -238,7 +225,6 @@ class UrnDistribution(Distribution):
                              if k not in CACHES and k not in new.__dict__})
         new.population, new.draws, new.logits = population, draws, logits
         new._weights = weights
-        new._urn_cache = None
         Distribution.__init__(new, draws.shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -308,30 +294,6 @@ class UrnDistribution(Distribution):
         return {} if self.engine == "auto" else {"engine": repr(self.engine)}
 
     # ------------------------------------------------------------------ engines and sharing
-    def _urn(self) -> Urn:
-        """The distinct urns of the batch, computed by their engine (built once; rebuilt when
-        gradients are wanted but the cached one was built without them)."""
-        want_grad = torch.is_grad_enabled() and self.logits.requires_grad
-        cached = self._urn_cache
-        if cached is None or (want_grad and not cached.connected):
-            self._urn_cache = self._build_urn(self.logits.to(torch.float64))
-        return self._urn_cache
-
-    def _build_urn(self, theta: torch.Tensor) -> Urn:
-        """The urns of ``theta [*batch, c]`` (float64), one per distinct urn: dimensions along
-        which the batch repeats one urn (``expand``, Pyro plates) are computed once."""
-        c = self.num_classes
-        flat = self.sharing.base_shape.numel()
-        return build(self.engine, self.sharing.narrow(self.population).reshape(flat, c),
-                     self.sharing.narrow(self.draws).reshape(flat),
-                     self.sharing.narrow(theta).reshape(flat, c), complement=self.complement,
-                     zero_weights=self._zero_weights)
-
-    @property
-    def engine_name(self) -> str:
-        """The engine that computes this distribution (``"auto"`` resolved)."""
-        return self._urn().name
-
     @property
     def sharing(self) -> BatchSharing:
         """The batch dimensions that repeat one urn (computed once per distribution)."""
@@ -342,32 +304,6 @@ class UrnDistribution(Distribution):
                 tensors.append(self._weights)
             found = self._sharing = BatchSharing(self.batch_shape, tensors)
         return found
-
-    def _unshared(self):
-        """This distribution with every batch entry's parameters its own (for the samplers that
-        work on the whole batch)."""
-        if not self.sharing.shared:
-            return self
-        weights = None if self._weights is None else self._weights.contiguous()
-        return self._copy_with(self.population.contiguous(), self.draws.contiguous(),
-                               self.logits.contiguous(), weights)
-
-    def _permuted(self, permute: bool):
-        """This distribution with its classes in a random order, and the inverse order. The
-        permuted copies (with their tables) are kept per order, the last ``ORDER_CACHE``."""
-        if not permute:
-            return self, None
-        order = torch.randperm(self.num_classes, device=self.logits.device)
-        key = tuple(order.tolist())
-        cache = self.__dict__.setdefault("_order_cache", {})
-        if key not in cache:
-            weights = None if self._weights is None else self._weights[..., order]
-            permuted = self._copy_with(self.population[..., order], self.draws,
-                                       self.logits[..., order], weights)
-            if len(cache) >= ORDER_CACHE:
-                cache.pop(next(iter(cache)))
-            cache[key] = (permuted, torch.argsort(order))
-        return cache[key]
 
     def _counts(self, value: TensorLike) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
         """``log_prob``'s argument checked and laid out per distinct urn: counts ``[S', B, c]``
@@ -394,67 +330,6 @@ class UrnDistribution(Distribution):
         tolerance = 1e-6 * (1 + draws)
         inside = in_range & ((x.sum(-1) - draws).abs() <= tolerance)
         return x, inside, sample_shape
-
-    def _per_draw(self, temperature: float | torch.Tensor, sample_shape: torch.Size
-                  ) -> float | torch.Tensor:
-        """A tensor temperature broadcast to ``sample_shape + batch_shape`` and laid out as the
-        samplers' ``[S, B, 1]``."""
-        if not isinstance(temperature, torch.Tensor) or temperature.dim() == 0:
-            return temperature
-        shape = sample_shape + self.batch_shape
-        try:
-            expanded = temperature.expand(torch.broadcast_shapes(temperature.shape, shape))
-        except RuntimeError as err:
-            raise ValueError(f"temperature of shape {tuple(temperature.shape)} must broadcast "
-                             f"with sample_shape + batch_shape {tuple(shape)}") from err
-        if expanded.shape != shape:
-            raise ValueError(f"temperature of shape {tuple(temperature.shape)} must broadcast "
-                             f"to sample_shape + batch_shape {tuple(shape)}")
-        return expanded.reshape(sample_shape.numel(), self.batch_shape.numel(), 1)
-
-
-    def _conditional(self, urn: Urn):
-        """The rows the sequential samplers walk: ``conditional(i, rows) -> Window``."""
-        return urn.engine.conditional
-
-    def _gumbel_draw(self, sample_shape: torch.Size, settings: GumbelSettings, permute: bool,
-                     width: int | None) -> RelaxedDraw:
-        """Gumbel-softmax over the sequential conditionals (``sampling.rsample_sequential``),
-        in a random class order per call if ``permute``; the one-hot vectors and the draw's
-        log-probability too when ``width`` is given."""
-        check_count_dtype(self.logits.dtype, self.draws)
-        settings = settings._replace(temperature=self._per_draw(settings.temperature,
-                                                                 sample_shape))
-        dist, inverse = self._unshared()._permuted(permute)
-        urn = dist._urn()
-        counts, vectors, log_prob = rsample_sequential(
-            dist._conditional(urn), urn.engine.draws, self.num_classes, sample_shape.numel(),
-            settings, self.logits.dtype, width, urn.effective_population)
-        counts = urn.to_user(counts)
-        if vectors is not None and urn.any_flip:
-            vectors = _flip_vectors(vectors, urn)
-        if inverse is not None:
-            counts = counts[..., inverse]
-            vectors = vectors[..., inverse, :] if vectors is not None else None
-        counts = dist.sharing.unflatten_draws(counts, sample_shape, (self.num_classes,))
-        if vectors is None:
-            return RelaxedDraw(counts, None, None)
-        return RelaxedDraw(counts, dist.sharing.unflatten_draws(vectors, sample_shape,
-                                                         (self.num_classes, width)),
-                           dist.sharing.unflatten_draws(log_prob, sample_shape))
-
-
-def _flip_vectors(vectors: torch.Tensor, urn: Urn) -> torch.Tensor:
-    """One-hot vectors ``[S, B, c, W]`` over canonical counts ``y`` to the user's counts
-    ``x = m - y`` in the urns that were complemented."""
-    width = vectors.shape[-1]
-    m = urn.effective_population.unsqueeze(-1)  # [B, c, 1]
-    index = m - torch.arange(width, device=vectors.device)
-    inside = (index >= 0) & (index < width)
-    flipped = vectors.gather(-1, index.clamp(0, width - 1).expand_as(vectors))
-    flipped = torch.where(inside, flipped, torch.zeros_like(flipped))
-    return torch.where(urn.flip.view(-1, 1, 1), flipped, vectors)
-
 
 def check_count_dtype(dtype: torch.dtype, draws: torch.Tensor) -> None:
     """Counts come in the logits' floating dtype: it must hold every count up to ``draws``

@@ -21,24 +21,18 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import register_kl
 
-from diffhypergeom.laws.base import MAX_DENSE, UrnDistribution, check_count_dtype
+from diffhypergeom.laws.base import MAX_DENSE, check_count_dtype
 from diffhypergeom.laws.checks import TensorLike, check_bool
+from diffhypergeom.laws.engine_law import FisherEngineLaw
 from diffhypergeom.laws.gradients import Gradient
-from diffhypergeom.numerics.engines import Urn
-from diffhypergeom.numerics.sampling import RelaxedDraw, sample_sequential
+from diffhypergeom.numerics.base import Window
+from diffhypergeom.numerics.sampling import RelaxedDraw
 from diffhypergeom.numerics.special import NEG_INF, times_logit
-from diffhypergeom.numerics.tree import Level, build_tree, sample_tree, tree_work
-from diffhypergeom.numerics.urn import Window, readable
 
 __all__ = [
-    "MultivariateFisherNCHypergeometric", "TREE_MIN_CLASSES", "TREE_WORK", "kl_mfnch_mfnch",
+    "MultivariateFisherNCHypergeometric", "kl_mfnch_mfnch",
 ]
 
-# Largest tree (elements its convolutions touch, ``tree.tree_work``) that ``sample`` builds.
-TREE_WORK = float(1 << 30)
-# Urns of fewer classes than this are drawn by the sequential sampler: its c - 1 steps cost less
-# than the tree's bookkeeping there (the paper urn's exact draws: about twice as fast).
-TREE_MIN_CLASSES = 8
 
 
 def _eager(method: Callable) -> Callable:
@@ -58,7 +52,7 @@ def _eager(method: Callable) -> Callable:
     return call
 
 
-class MultivariateFisherNCHypergeometric(UrnDistribution):
+class MultivariateFisherNCHypergeometric(FisherEngineLaw):
     """Multivariate Fisher noncentral hypergeometric distribution over class counts.
 
     ``n`` balls are drawn together from an urn of ``m_i`` balls of class ``i``, biased by the
@@ -247,12 +241,11 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
             counts = offset.unsqueeze(-1) + torch.arange(width, device=offset.device)
             finite = torch.isfinite(log_prob)
 
+            component = Window(other_offset, other_log_prob)
+
             def ratio(at: torch.Tensor) -> torch.Tensor:
                 """``p_j(k) / p(k) - 1`` for the mixture component's counts ``at``."""
-                j = at - other_offset.unsqueeze(-1)
-                inside = (j >= 0) & (j < other_log_prob.shape[-1])
-                found = other_log_prob.gather(-1, j.clamp(0, other_log_prob.shape[-1] - 1))
-                found = torch.where(inside, found, NEG_INF)
+                found = component.at(at)
                 return torch.where(finite, (found - log_prob.detach()).exp() - 1, 0.0)
 
             step_other, step_self = ratio(counts), ratio(counts - 1)
@@ -334,25 +327,6 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
         return kl.to(torch.promote_types(self.logits.dtype, other.logits.dtype))
 
     # ------------------------------------------------------------------ sampling
-    def _tree(self, urn: Urn) -> list[Level] | None:
-        """The log-depth sampler's tree (``diffhypergeom.numerics.tree``), built once; ``None``
-        where the sequential sampler is used instead: fewer than ``TREE_MIN_CLASSES`` classes,
-        under ``torch.func`` transforms, or where the tree's convolutions would cost more than
-        ``TREE_WORK`` (few classes of very many balls, which the sequential FFT rows handle in
-        ``O(sigma)`` per row)."""
-        if self.num_classes < TREE_MIN_CLASSES or not readable(urn.theta):
-            return None
-        cached = self.__dict__.get("_tree_levels")
-        if cached is None and urn.levels is not None:
-            cached = self._tree_levels = urn.levels
-        if cached is None:
-            population, draws = urn.population, urn.draws
-            with torch.no_grad():
-                cached = (build_tree(population, draws, urn.theta)
-                          if tree_work(population, draws) <= TREE_WORK else [])
-            self._tree_levels = cached
-        return cached or None
-
     def sample(self, sample_shape: Sequence[int] = torch.Size(), permute: bool = False
                ) -> torch.Tensor:
         """Exact draws ``[*sample_shape, *batch, c]`` in the floating dtype of the logits.
@@ -365,18 +339,10 @@ class MultivariateFisherNCHypergeometric(UrnDistribution):
 
     @_eager
     def _sample_counts(self, sample_shape: torch.Size, permute: bool = False) -> torch.Tensor:
-        """Exact draws, int64 ``[*sample_shape, *batch, c]``: the log-depth tree where it is
-        built (``_tree``), else the sequential sampler."""
+        """Exact draws, int64 ``[*sample_shape, *batch, c]`` (``Urn.sample``: the log-depth tree
+        where it pays, else the sequential sampler)."""
         dist, inverse = self._permuted(permute)
-        urn = dist._urn()
-        levels = dist._tree(urn)
-        num = sample_shape.numel() * dist.sharing.repeats
-        if levels is not None:
-            counts = sample_tree(levels, urn.draws, self.num_classes, num)
-        else:
-            counts = sample_sequential(urn.engine.conditional, urn.engine.draws,
-                                       self.num_classes, num)
-            counts = urn.to_user(counts)
+        counts = dist._urn().sample(sample_shape.numel() * dist.sharing.repeats)
         if inverse is not None:
             counts = counts[..., inverse]
         return dist.sharing.unflatten_draws(counts, sample_shape, (self.num_classes,))

@@ -16,22 +16,31 @@ compared with, so it keeps its own ``log_prob`` and sampler.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
 
-from diffhypergeom.laws.base import UrnDistribution, check_count_dtype
+from diffhypergeom.laws.base import check_count_dtype
 from diffhypergeom.laws.checks import TensorLike
+from diffhypergeom.laws.engine_law import FisherEngineLaw
 from diffhypergeom.laws.gradients import Gradient
+from diffhypergeom.numerics.base import Engine, Window, checkpoint_if_large, distinct
 from diffhypergeom.numerics.engines import Urn
-from diffhypergeom.numerics.sampling import sample_sequential
-from diffhypergeom.numerics.special import NEG_INF
-from diffhypergeom.numerics.urn import distinct
+from diffhypergeom.numerics.fft import budget, count_window, solve_saddle, tail_halfwidth
+from diffhypergeom.numerics.logspace import conditional_rows
+from diffhypergeom.numerics.special import (
+    NEG_INF,
+    log_binomial,
+    log_binomial_pmf,
+    logsumexp,
+    times_logit,
+)
 
-__all__ = ["MergedFisherNCHypergeometric"]
+__all__ = ["MergedFisherNCHypergeometric", "merged_conditional"]
 
 
-class MergedFisherNCHypergeometric(UrnDistribution):
+class MergedFisherNCHypergeometric(FisherEngineLaw):
     """The paper's merged sequential law over class counts (see the module docstring).
 
     Args: as ``MultivariateFisherNCHypergeometric`` (``population [..., c]``, ``draws``,
@@ -77,7 +86,7 @@ class MergedFisherNCHypergeometric(UrnDistribution):
                          max_support=max_support, validate_args=validate_args)
 
     def _conditional(self, urn: Urn):
-        return urn.engine.merged_conditional
+        return functools.partial(merged_conditional, urn.engine)
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         """``[*sample, *batch]``: the exact log-probability of integer counts under this law
@@ -108,8 +117,7 @@ class MergedFisherNCHypergeometric(UrnDistribution):
         sample_shape = torch.Size(sample_shape)
         check_count_dtype(self.logits.dtype, self.draws)
         urn = self._urn()
-        counts = sample_sequential(self._conditional(urn), urn.engine.draws, self.num_classes,
-                                   sample_shape.numel() * self.sharing.repeats)
+        counts = urn.sample(sample_shape.numel() * self.sharing.repeats, self._conditional(urn))
         return self.sharing.unflatten_draws(counts, sample_shape, (self.num_classes,)
                                      ).to(self.logits.dtype)
 
@@ -167,3 +175,50 @@ def _merged_gradient(chosen: Gradient) -> Gradient:
                          "does not have in closed form; use 'gumbel' or 'gumbel-rao'")
     chosen._replace(permute=False).settings()
     return chosen
+
+
+def merged_conditional(engine: Engine, i: int, rows: torch.Tensor) -> Window:
+    """The paper's Algorithm 1 over an engine's canonical urns: class ``i`` against one merged
+    class ``R = {i+1..c}`` with ``m_R = sum m_j`` and ``w_R = sum w_j m_j / m_R``, a univariate
+    Fisher law per visited row ``rows = b * (n_max + 1) + r`` (``r`` balls left). Exact only
+    when all weights are equal. The log-space engine's urns get whole rows from log-space
+    terms; the FFT engine's a two-class urn tilted at each row's own saddle point, over the
+    Bernstein window of ``k``."""
+    length = engine.n_max + 1
+    urn, remaining = rows // length, rows % length
+    m = engine.population.to(torch.float64)
+    m_rest = m[:, i + 1:]
+    m_right = m_rest.sum(-1)
+    # an empty class: -inf in the log-space tables, a finite 1e-300 for the saddle point
+    log_m = m_rest.log() if engine.name == "logspace" else m_rest.clamp_min(1e-300).log()
+    weighted = logsumexp(engine.theta[:, i + 1:] + log_m, -1)
+    theta_right = torch.where(m_right > 0, weighted - m_right.clamp_min(1).log(),
+                              torch.zeros_like(m_right))
+    if engine.name == "logspace":
+        degrees = torch.arange(length, device=rows.device, dtype=torch.float64)
+        right = log_binomial(m_right.unsqueeze(-1), degrees) \
+            + times_logit(degrees, theta_right.unsqueeze(-1))
+        kernel = engine.kernel(i)
+        table = checkpoint_if_large(conditional_rows, kernel, right, rows,
+                                    elements=rows.numel() * kernel.shape[-1])
+        return Window(torch.zeros_like(rows), table)
+    pair_m = torch.stack([m[urn, i], m_right[urn]], -1)
+    theta = torch.stack([engine.theta[urn, i], theta_right[urn]], -1)
+    tau = solve_saddle(pair_m, remaining.to(torch.float64), theta.detach())
+    z = theta + tau.unsqueeze(-1)
+    log_p, log_q = torch.nn.functional.logsigmoid(z), torch.nn.functional.logsigmoid(-z)
+    with torch.no_grad():
+        p = torch.sigmoid(z)
+        variance = pair_m * p * (1 - p)
+        t = tail_halfwidth(variance[:, 0].sqrt(), budget(variance.sum(-1).sqrt()))
+        r = remaining.to(torch.float64)
+        lo, hi = count_window(pair_m[:, 0] * p[:, 0], t, (r - pair_m[:, 1]).clamp_min(0),
+                              torch.minimum(pair_m[:, 0], r))
+        width = int((hi - lo + 1).max()) if rows.numel() else 1
+    k = lo.unsqueeze(-1) + torch.arange(width, device=rows.device)
+    terms = (log_binomial_pmf(k, pair_m[:, :1], log_p[:, :1], log_q[:, :1])
+             + log_binomial_pmf(remaining.unsqueeze(-1) - k, pair_m[:, 1:], log_p[:, 1:],
+                                log_q[:, 1:]))
+    norm = logsumexp(terms, -1)
+    norm = torch.where(torch.isfinite(norm), norm, torch.zeros_like(norm))
+    return Window(lo, terms - norm.unsqueeze(-1))

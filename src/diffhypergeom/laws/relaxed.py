@@ -17,8 +17,9 @@ from collections.abc import Sequence
 import torch
 from torch.distributions import constraints
 
-from diffhypergeom.laws.base import UrnDistribution, UrnSupport
+from diffhypergeom.laws.base import UrnSupport
 from diffhypergeom.laws.checks import TensorLike, check_bool, check_positive
+from diffhypergeom.laws.engine_law import FisherEngineLaw
 from diffhypergeom.numerics.sampling import GumbelSettings
 
 __all__ = ["RelaxedMultivariateFisherNCHypergeometric", "UrnHull"]
@@ -49,7 +50,7 @@ class UrnHull(UrnSupport):
         return in_range & ((value.sum(-1) - self.draws).abs() <= tolerance)
 
 
-class RelaxedMultivariateFisherNCHypergeometric(UrnDistribution):
+class RelaxedMultivariateFisherNCHypergeometric(FisherEngineLaw):
     """Soft counts relaxing the multivariate Fisher law (see the module docstring).
 
     Args:

@@ -80,10 +80,6 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
     """
 
     has_rsample = True
-    complement = False
-
-    def _prepare(self) -> None:
-        """Nothing to choose now: the Fisher urns of the moments are built when asked for."""
 
     def _flat(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per distinct urn: drawable population ``[B, c]`` (int64, zero where the weight is),

@@ -48,11 +48,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from diffhypergeom.numerics.base import Engine, Window, checkpoint_if_large
 from diffhypergeom.numerics.special import NEG_INF, log_binomial_pmf, logsumexp
-from diffhypergeom.numerics.urn import Engine, Window, checkpoint_if_large
 
 __all__ = [
-    "FFTEngine", "LAMBDA", "NOISE", "ROW_TOLERANCE", "count_window", "estimated_bytes",
+    "FFTEngine", "LAMBDA", "NOISE", "ROW_TOLERANCE", "budget", "count_window", "estimated_bytes",
     "solve_saddle", "tail_halfwidth", "widest_window",
 ]
 
@@ -67,7 +67,7 @@ def tail_halfwidth(sigma: torch.Tensor, lam: torch.Tensor | float) -> torch.Tens
     return lam / 3 + torch.sqrt(lam * lam / 9 + 2 * lam * sigma * sigma)
 
 
-def _budget(sigma: torch.Tensor) -> torch.Tensor:
+def budget(sigma: torch.Tensor) -> torch.Tensor:
     """``lam = 40 + log(2 + sigma)``: the tail budget ``e^-lam`` relative to ``P(S = n)``."""
     return LAMBDA + torch.log(2 + sigma)
 
@@ -170,7 +170,7 @@ class FFTEngine(Engine):
             p = torch.sigmoid(theta.detach() + self.tau.unsqueeze(-1))
             variance = m * p * (1 - p)
             self.sigma = variance.sum(-1).sqrt()
-            self.lam = _budget(self.sigma)
+            self.lam = budget(self.sigma)
             total = m.sum(-1)
             self.total = total.to(torch.int64)
             half = tail_halfwidth(self.sigma, self.lam)
@@ -393,39 +393,6 @@ class FFTEngine(Engine):
         own = sub.log_marginals()[0]
         return _merge_rows(window, which, own)
 
-    def merged_conditional(self, i: int, rows: torch.Tensor) -> Window:
-        """The paper's Algorithm 1: class ``i`` against one merged class ``R = {i+1..c}`` with
-        ``m_R = sum m_j`` and ``w_R = sum w_j m_j / m_R``. Row ``(b, r)`` is a two-class urn:
-        ``Bin(k; m_i, p_i) Bin(r - k; m_R, p_R)`` tilted at that row's own saddle point, over
-        the Bernstein window of ``k``."""
-        length = self.n_max + 1
-        urn, remaining = rows // length, rows % length
-        m_rest = self.m[urn, i + 1 :]
-        m_right = m_rest.sum(-1)
-        weighted = logsumexp(self.theta[urn, i + 1 :] + m_rest.clamp_min(1e-300).log(), -1)
-        theta_right = torch.where(m_right > 0, weighted - m_right.clamp_min(1).log(),
-                                  torch.zeros_like(m_right))
-        m = torch.stack([self.m[urn, i], m_right], -1)
-        theta = torch.stack([self.theta[urn, i], theta_right], -1)
-        tau = solve_saddle(m, remaining.to(torch.float64), theta.detach())
-        z = theta + tau.unsqueeze(-1)
-        log_p, log_q = F.logsigmoid(z), F.logsigmoid(-z)
-        with torch.no_grad():
-            p = torch.sigmoid(z)
-            variance = m * p * (1 - p)
-            t = tail_halfwidth(variance[:, 0].sqrt(), _budget(variance.sum(-1).sqrt()))
-            r = remaining.to(torch.float64)
-            lo, hi = count_window(m[:, 0] * p[:, 0], t, (r - m[:, 1]).clamp_min(0),
-                             torch.minimum(m[:, 0], r))
-            width = int((hi - lo + 1).max()) if rows.numel() else 1
-        k = lo.unsqueeze(-1) + torch.arange(width, device=self.device)
-        terms = (log_binomial_pmf(k, m[:, :1], log_p[:, :1], log_q[:, :1])
-                 + log_binomial_pmf(remaining.unsqueeze(-1) - k, m[:, 1:], log_p[:, 1:],
-                                    log_q[:, 1:]))
-        norm = logsumexp(terms, -1)
-        norm = torch.where(torch.isfinite(norm), norm, torch.zeros_like(norm))
-        return Window(lo, terms - norm.unsqueeze(-1))
-
 
 def _merge_rows(window: Window, which: torch.Tensor, replacement: Window) -> Window:
     """``window`` with its rows ``which`` replaced (both padded to the wider width)."""
@@ -450,7 +417,7 @@ def estimated_bytes(population: torch.Tensor, draws: torch.Tensor) -> int:
     total = m.sum(-1).clamp_min(1)
     share = draws.to(torch.float64) / total
     sigma = (total * share * (1 - share)).sqrt()
-    lam = _budget(sigma)
+    lam = budget(sigma)
     grid = torch.minimum(2 * torch.ceil(tail_halfwidth(sigma, lam)) + 1, total + 2)
     band = torch.minimum(torch.ceil(math.sqrt(LAMBDA / 2) * grid / (2 * sigma.clamp_min(1e-3))),
                          (grid - 1) / 2)

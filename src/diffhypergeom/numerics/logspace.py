@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from diffhypergeom.numerics.base import Engine, Window, checkpoint_if_large
 from diffhypergeom.numerics.special import (
     NEG_INF,
     log_binomial,
@@ -25,11 +26,10 @@ from diffhypergeom.numerics.special import (
     logsumexp,
     times_logit,
 )
-from diffhypergeom.numerics.urn import Engine, Window, checkpoint_if_large
 
 __all__ = [
-    "LOGSPACE_MAGNITUDE", "LogspaceEngine", "estimated_bytes", "log_poly_mul", "logit_magnitude",
-    "product_levels", "product_work",
+    "LOGSPACE_MAGNITUDE", "LogspaceEngine", "conditional_rows", "estimated_bytes", "log_poly_mul",
+    "logit_magnitude", "product_levels", "product_work",
 ]
 
 # The tables add and subtract log-weights as large as (logit spread) * draws
@@ -74,7 +74,7 @@ def log_poly_mul(a: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
                                elements=a.numel() * kernel.shape[-1])
 
 
-def _conditional_rows(kernel: torch.Tensor, right: torch.Tensor, rows: torch.Tensor
+def conditional_rows(kernel: torch.Tensor, right: torch.Tensor, rows: torch.Tensor
                       ) -> torch.Tensor:
     """``[U, K]``: for each flat row ``rows[u] = b * R + r``, the terms
     ``kernel[b, k] + right[b, r - k]`` (``-inf`` where ``r < k``), normalised over ``k``;
@@ -223,24 +223,12 @@ class LogspaceEngine(Engine):
         return terms.sum(-1) - self.log_normalizer
 
     def _rows(self, kernel: torch.Tensor, right: torch.Tensor, rows: torch.Tensor) -> Window:
-        table = checkpoint_if_large(_conditional_rows, kernel, right, rows,
+        table = checkpoint_if_large(conditional_rows, kernel, right, rows,
                                     elements=rows.numel() * kernel.shape[-1])
         return Window(torch.zeros_like(rows), table)
 
     def conditional(self, i: int, rows: torch.Tensor) -> Window:
         return self._rows(self.kernel(i), self.suffix[:, i + 1], rows)
-
-    def merged_conditional(self, i: int, rows: torch.Tensor) -> Window:
-        """Class ``i`` against one merged class ``R = {i+1..c}`` with ``m_R = sum m_j`` and
-        ``w_R = sum w_j m_j / m_R``: a univariate Fisher distribution (the paper's
-        Algorithm 1), exact only when all weights are equal."""
-        m_rest = self.population[:, i + 1 :].to(torch.float64)
-        m_right = m_rest.sum(-1, keepdim=True)
-        weighted = logsumexp(self.theta[:, i + 1 :] + m_rest.log(), dim=-1).unsqueeze(-1)
-        theta_right = torch.where(m_right > 0, weighted - m_right.clamp_min(1).log(),
-                                  torch.zeros_like(m_right))
-        right = log_binomial(m_right, self.degrees) + times_logit(self.degrees, theta_right)
-        return self._rows(self.kernel(i), right, rows)
 
     def log_marginals(self) -> list[Window]:
         """``p(x_i=k) ∝ C(m_i,k) w_i^k [t^(n-k)] p_{i-1} s_{i+1}`` with prefix products

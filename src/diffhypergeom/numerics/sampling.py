@@ -22,8 +22,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from diffhypergeom.numerics.base import Window, distinct, readable
 from diffhypergeom.numerics.special import NEG_INF
-from diffhypergeom.numerics.urn import Window, distinct, readable
 
 __all__ = [
     "ConditionalFn", "GumbelSettings", "RelaxedDraw", "project_to_support_hull",

@@ -31,6 +31,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from diffhypergeom.numerics.base import distinct
 from diffhypergeom.numerics.fft import LAMBDA, count_window, solve_saddle, tail_halfwidth
 from diffhypergeom.numerics.logspace import (
     LOGSPACE_MAGNITUDE,
@@ -40,7 +41,6 @@ from diffhypergeom.numerics.logspace import (
     product_work,
 )
 from diffhypergeom.numerics.special import NEG_INF, log_binomial_pmf, log_binomial_row
-from diffhypergeom.numerics.urn import distinct
 
 __all__ = [
     "CHUNK_ELEMENTS", "DENSE_ELEMENTS", "FULL_WORK", "Level", "NARROW", "SMALL_CLASS",

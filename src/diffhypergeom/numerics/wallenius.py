@@ -46,9 +46,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from diffhypergeom.numerics.engines import build
+from diffhypergeom.numerics.engines import Urn, build
 from diffhypergeom.numerics.special import NEG_INF, log_binomial, log_binomial_pmf, logsumexp
-from diffhypergeom.numerics.urn import Urn
 
 __all__ = [
     "DIRECT_UP_TO", "DROP", "ENDS_NEWTON_STEPS", "MIXTURE_POINTS", "Mixture", "NEWTON_STEPS",
