@@ -125,7 +125,10 @@ class Window(NamedTuple):
         j = counts - self.offset.unsqueeze(-1)
         width = self.log_prob.shape[-1]
         inside = (j >= 0) & (j < width)
-        gathered = self.log_prob.gather(-1, j.clamp(0, width - 1))
+        table = self.log_prob
+        if table.shape[:-1] != j.shape[:-1]:
+            table = table.expand(*j.shape[:-1], width)
+        gathered = table.gather(-1, j.clamp(0, width - 1))
         return torch.where(inside, gathered, torch.full_like(gathered, fill))
 
     def dense(self, size: int, fill: float = NEG_INF) -> torch.Tensor:

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from diffhypergeom.numerics.base import distinct
+from diffhypergeom.numerics.base import Window, distinct
 from diffhypergeom.numerics.fft import LAMBDA, count_window, solve_saddle, tail_halfwidth
 from diffhypergeom.numerics.logspace import (
     LOGSPACE_MAGNITUDE,
@@ -336,13 +336,8 @@ def _split_cdf(left_table: torch.Tensor, right_table: torch.Tensor, left_lo: tor
     ``[..., W_right]`` and lowest counts ``[...]`` (broadcasting against ``r``): the
     unnormalised CDF ``[..., W]`` of ``P(left = j | r) ∝ G_left[j] G_right[r - j]`` over the
     left child's window, and those counts ``left_lo + j``."""
-    width, right_width = left_table.shape[-1], right_table.shape[-1]
-    left = left_lo.unsqueeze(-1) + torch.arange(width, device=r.device)
-    index = r.unsqueeze(-1) - left - right_lo.unsqueeze(-1)
-    inside = (index >= 0) & (index < right_width)
-    right_terms = right_table.expand(*index.shape[:-1], right_width).gather(
-        -1, index.clamp(0, right_width - 1))
-    scores = left_table + torch.where(inside, right_terms, torch.full_like(right_terms, NEG_INF))
+    left = left_lo.unsqueeze(-1) + torch.arange(left_table.shape[-1], device=r.device)
+    scores = left_table + Window(right_lo, right_table).at(r.unsqueeze(-1) - left)
     return (scores - scores.amax(-1, keepdim=True)).exp().cumsum(-1), left
 
 
