@@ -3,14 +3,17 @@
 An urn holds ``m_i`` balls of class ``i`` (``i = 1..c``) with weights ``w_i = exp(logits_i)``;
 ``n`` balls are drawn, and a law gives the probability of the class counts ``x`` (``0 <= x_i <=
 m_i``, ``sum_i x_i = n``). The laws differ in how the balls are drawn: together, biased by the
-weights (Fisher: ``MultivariateFisherNCHypergeometric``), or by the paper's merged sequence of
-univariate Fisher steps (``MergedFisherNCHypergeometric``);
-``RelaxedMultivariateFisherNCHypergeometric`` relaxes the Fisher draws to real counts.
+weights (Fisher: ``MultivariateFisherNCHypergeometric``), one at a time (Wallenius:
+``MultivariateWalleniusNCHypergeometric``), or by the paper's merged sequence of univariate
+Fisher steps (``MergedFisherNCHypergeometric``); ``RelaxedMultivariateFisherNCHypergeometric``
+relaxes the Fisher draws to real counts.
 
 This base class holds the parameters and their validation, the shapes (``batch_shape``
 broadcasts ``population.shape[:-1]``, ``draws.shape`` and ``logits.shape[:-1]``;
-``event_shape == (c,)``), ``expand`` (batch dimensions that repeat one urn are computed once),
-the support and its enumeration, and the repr.
+``event_shape == (c,)``), a torch-style ``expand``, the support and its enumeration, and the
+repr. Which batch dimensions repeat one urn is ``sharing`` (``laws.sharing.BatchSharing``); the
+Fisher engines' plumbing is ``laws.engine_law.FisherEngineLaw``, the base of the three laws
+that use it.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ computed once per call), averaged over ``calls`` calls:
 
 - ``"mean"``: ``has_rsample_(True)``: Pyro calls ``rsample()`` (exact draws, the gradient of the
   exact mean);
-- ``"gumbel"``: ``has_rsample_(True)`` with ``rsample(gradient="gumbel", temperature=tau)``;
+- ``"gumbel"``: ``has_rsample_(True)`` on a law built with ``gradient="gumbel",
+  temperature=tau`` (what ``rsample()`` then gives);
 - ``"score"``: the Pyro class's default (``has_rsample = False``): Pyro's score-function
   (REINFORCE) term, no baseline.
 
@@ -51,36 +52,26 @@ class ElboConfig:
     estimators: tuple[str, ...] = field(default=ESTIMATORS)
 
 
-def _laws(config: ElboConfig):
-    from diffhypergeom.pyro import MultivariateFisherNCHypergeometric as Fisher
-
-    class GumbelFisher(Fisher):
-        """The same law; ``rsample()`` with the straight-through Gumbel gradient."""
-
-        def rsample(self, sample_shape=()):
-            return super().rsample(sample_shape, gradient="gumbel",
-                                   temperature=config.temperature)
-
-    return Fisher, GumbelFisher
-
-
 def _model_and_guide(config: ElboConfig, phi: torch.Tensor, estimator: str):
     import pyro
     import pyro.distributions as dist
 
-    fisher, gumbel = _laws(config)
+    from diffhypergeom.pyro import MultivariateFisherNCHypergeometric as Fisher
+
     population = torch.tensor(config.population)
     prior = torch.tensor(config.prior, dtype=torch.float64)
     y = torch.tensor(config.observations, dtype=torch.float64)
 
     def model():
-        x = pyro.sample("x", fisher(population, config.draws, logits=prior))
+        x = pyro.sample("x", Fisher(population, config.draws, logits=prior))
         with pyro.plate("obs", len(y), dim=-1):
             pyro.sample("y", dist.Normal(x[..., 0] - x[..., 2], config.noise), obs=y)
 
     def guide():
-        law = (gumbel if estimator == "gumbel" else fisher)(population, config.draws,
-                                                            logits=phi)
+        # the gradient is the constructor's: Pyro calls rsample() with no keywords
+        options = ({"gradient": "gumbel", "temperature": config.temperature}
+                   if estimator == "gumbel" else {})
+        law = Fisher(population, config.draws, logits=phi, **options)
         law.has_rsample_(estimator != "score")
         pyro.sample("x", law)
 
