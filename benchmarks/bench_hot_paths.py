@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -76,21 +73,6 @@ def measure(spec: dict) -> dict:
     return {"seconds": min(times)}
 
 
-def run_isolated(spec: dict, src: str | None, limit: float) -> dict:
-    env = dict(os.environ)
-    if src is not None:
-        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    try:
-        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
-                               json.dumps(spec)], capture_output=True, text=True,
-                              timeout=limit, env=env, check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"over {limit:.0f} s"}
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:60]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,6 +90,10 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(json.loads(args.child))))
         return
+    # the parent only: a child may run another version of the library, which the studies
+    # package does not import
+    from diffhypergeom_studies.benchmarking import run_script_child
+
     trees = {"this tree": None}
     if args.baseline_src:
         trees["baseline"] = str(Path(args.baseline_src).resolve())
@@ -117,7 +103,7 @@ def main() -> None:
         for case in cases:
             for name, src in trees.items():
                 spec = {"case": case, "repeats": args.repeats, "threads": args.threads}
-                result = run_isolated(spec, src, args.limit)
+                result = run_script_child(__file__, spec, args.limit, src)
                 key = (case, name)
                 if "error" in result:
                     best.setdefault(key, result["error"])

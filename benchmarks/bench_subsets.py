@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -125,20 +123,12 @@ def measure(spec: dict) -> dict:
 
 def run_isolated(spec: dict, limit: float, src: str | None = None) -> dict:
     """``measure(spec)`` in a fresh interpreter, in a scratch folder (SIMPLE writes files)."""
-    env = dict(os.environ)
-    if src is not None:
-        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    # the parent only: a child may run another version of the library, which the studies
+    # package does not import
+    from diffhypergeom_studies.benchmarking import run_script_child
+
     with tempfile.TemporaryDirectory() as scratch:
-        try:
-            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
-                                   json.dumps(spec)], capture_output=True, text=True,
-                                  timeout=limit, env=env, cwd=scratch)
-        except subprocess.TimeoutExpired:
-            return {"error": f"over {limit:.0f} s"}
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        return {"error": last[:60]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        return run_script_child(__file__, spec, limit, src, cwd=scratch)
 
 
 def _cell(result: dict) -> str:

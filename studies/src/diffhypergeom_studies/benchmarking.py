@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from diffhypergeom.laws.merged import MergedFisherNCHypergeometric
 
 __all__ = [
     "BenchCase", "COLUMNS", "CORE_CASES", "best_seconds", "format_table", "run_case",
-    "run_case_isolated", "run_cases_isolated", "timed",
+    "run_case_isolated", "run_cases_isolated", "run_script_child", "timed",
 ]
 
 
@@ -347,3 +348,34 @@ def _main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     _main(sys.argv[1:])
+
+
+def run_script_child(script: str | Path, spec: dict, limit: float, src: str | None = None,
+                     cwd: str | Path | None = None) -> dict:
+    """``python script --child '<spec as JSON>'`` in a fresh interpreter (how the
+    ``benchmarks/`` scripts measure each case on its own), with the source tree ``src`` first on
+    ``PYTHONPATH`` when given (another commit's ``src/``, to time it alternately with this
+    one). Returns the JSON of the child's last line of output, or ``{"error": ...}`` with its
+    last line of errors or the time limit it ran past.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> from diffhypergeom_studies.benchmarking import run_script_child
+        >>> script = pathlib.Path(tempfile.mkdtemp()) / "child.py"
+        >>> _ = script.write_text("import json, sys\\n"
+        ...                       "print(json.dumps({'twice': 2 * json.loads(sys.argv[2])['x']}))")
+        >>> run_script_child(script, {"x": 21}, limit=60)
+        {'twice': 42}
+    """
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    try:
+        done = subprocess.run([sys.executable, str(Path(script).resolve()), "--child",
+                               json.dumps(spec)], capture_output=True, text=True,
+                              timeout=limit, env=env, cwd=cwd, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {limit:.0f} s"}
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:60]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
