@@ -202,11 +202,11 @@ def test_reinforce_cv_with_many_wide_classes():
 
 
 @pytest.mark.parametrize("law, estimator, missing", [
-    ("merged", "reinforce-cv", "log_marginal"),
+    ("merged", "reinforce-cv", "log_marginals"),
     ("relaxed", "reinforce-loo", "log_prob"),
     ("relaxed", "exact", "enumerate_support, log_prob"),
     ("partition", "exact", "enumerate_support, population, draws"),
-    ("partition", "reinforce-cv", "mean, variance, log_marginal"),
+    ("partition", "reinforce-cv", "mean, variance, log_marginals"),
 ])
 def test_an_estimator_names_what_the_law_lacks_before_any_work(law, estimator, missing):
     from diffhypergeom import (

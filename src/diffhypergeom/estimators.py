@@ -60,7 +60,7 @@ ESTIMATORS = ("pathwise", "reinforce-loo", "reinforce-cv", "exact")
 NEEDS = {
     "pathwise": ("rsample",),
     "reinforce-loo": ("sample", "log_prob"),
-    "reinforce-cv": ("sample", "log_prob", "mean", "variance", "log_marginal"),
+    "reinforce-cv": ("sample", "log_prob", "mean", "variance", "log_marginals"),
     "exact": ("enumerate_support", "log_prob", "population", "draws"),
 }
 
@@ -87,7 +87,7 @@ def lacking(dist: Distribution, estimator: str) -> list[str]:
         >>> from diffhypergeom.estimators import lacking
         >>> merged = MergedFisherNCHypergeometric([4, 5, 6], 7, logits=torch.zeros(3))
         >>> lacking(merged, "reinforce-loo"), lacking(merged, "reinforce-cv")
-        ([], ['log_marginal'])
+        ([], ['log_marginals'])
     """
     missing = []
     for member in NEEDS[estimator]:
@@ -257,13 +257,11 @@ def _marginal_probabilities(dist: UrnDistribution,
                             x: torch.Tensor) -> torch.Tensor:
     """``sum_i P(X_i = x_i)`` for each draw ``x`` ``[B, S, c]``, from the exact marginals (with
     their gradient); a count outside a marginal's range adds zero."""
-    total = torch.zeros(x.shape[:-1], dtype=torch.float64, device=x.device)
-    for i in range(dist.num_classes):
-        offset, log_probs = dist.log_marginal(i)
-        marginal = Window(offset.reshape(x.shape[0]),
-                          log_probs.to(torch.float64).reshape(x.shape[0], -1))
-        total = total + marginal.at(x[..., i].long()).exp()
-    return total
+    offset, log_probs = dist.log_marginals()
+    classes = dist.num_classes
+    marginals = Window(offset.reshape(x.shape[0], classes),
+                       log_probs.to(torch.float64).reshape(x.shape[0], classes, -1))
+    return marginals.at(x.long().transpose(1, 2)).exp().sum(1)
 
 
 def _score_weights(x: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:

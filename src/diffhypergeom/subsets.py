@@ -18,25 +18,29 @@ from __future__ import annotations
 import torch
 
 from diffhypergeom.laws.checks import TensorLike, as_float_tensor
-from diffhypergeom.laws.fisher import MultivariateFisherNCHypergeometric
+from diffhypergeom.laws.ksubset import KSubset
 from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
 
 __all__ = ["gumbel_top_k", "k_subset"]
 
 
 def k_subset(logits: TensorLike, k: TensorLike, engine: str = "auto",
-             validate_args: bool | None = None) -> MultivariateFisherNCHypergeometric:
+             validate_args: bool | None = None, **gradient) -> KSubset:
     """The exact k-subset law over ``N`` items with per-item logits.
 
     Args:
         logits: ``[..., N]`` per-item log-weights ``log w_i`` (only differences matter).
         k: int or ``[...]`` ints, the subset size (``0 <= k <= N``).
         engine, validate_args: as in ``MultivariateFisherNCHypergeometric``.
+        gradient: ``rsample``'s gradient and its options (``gradient=``, ``temperature=``,
+            ...), as in ``MultivariateFisherNCHypergeometric``.
 
     Returns:
-        A ``MultivariateFisherNCHypergeometric`` with ``population = ones(N)`` and
-        ``draws = k``; every member of that class works on it, and so does
-        ``diffhypergeom.estimators``:
+        A ``KSubset`` (``diffhypergeom.laws.ksubset``): a
+        ``MultivariateFisherNCHypergeometric`` with ``population = ones(N)`` and ``draws = k``
+        whose sampler, log-normaliser and inclusion probabilities are computed as tilted
+        Bernoullis conditioned on their sum; every member of the Fisher class works on it,
+        and so does ``diffhypergeom.estimators``:
 
         - ``rsample(sample_shape)``: exact ``k``-hot draws ``[*sample_shape, ..., N]`` whose
           backward pass is the gradient of the exact marginals (a Hessian-vector product of the
@@ -54,9 +58,7 @@ def k_subset(logits: TensorLike, k: TensorLike, engine: str = "auto",
         >>> d.rsample((3,)).sum(-1).tolist()
         [2.0, 2.0, 2.0]
     """
-    logits, population = _one_ball_each(logits)
-    return MultivariateFisherNCHypergeometric(population, k, logits=logits, engine=engine,
-                                              validate_args=validate_args)
+    return KSubset(logits, k, engine=engine, validate_args=validate_args, **gradient)
 
 
 def gumbel_top_k(logits: TensorLike, k: TensorLike, validate_args: bool | None = None

@@ -1,6 +1,7 @@
 """The laws, one per module, each a ``torch.distributions.Distribution``:
 
 - ``fisher``: ``MultivariateFisherNCHypergeometric`` (balls drawn together);
+- ``ksubset``: ``KSubset``, the Fisher law with one ball per item (k-subsets);
 - ``wallenius``: ``MultivariateWalleniusNCHypergeometric`` (balls drawn one at a time);
 - ``merged``: ``MergedFisherNCHypergeometric`` (the paper's sampler, a baseline);
 - ``relaxed``: ``RelaxedMultivariateFisherNCHypergeometric`` (Gumbel-softmax soft counts);
@@ -9,12 +10,14 @@
 """
 
 from diffhypergeom.laws.fisher import MultivariateFisherNCHypergeometric
+from diffhypergeom.laws.ksubset import KSubset
 from diffhypergeom.laws.merged import MergedFisherNCHypergeometric
 from diffhypergeom.laws.partition import RandomPartition
 from diffhypergeom.laws.relaxed import RelaxedMultivariateFisherNCHypergeometric
 from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
 
 __all__ = [
+    "KSubset",
     "MergedFisherNCHypergeometric",
     "MultivariateFisherNCHypergeometric",
     "MultivariateWalleniusNCHypergeometric",

@@ -9,6 +9,10 @@ needs none of it: it is an ``UrnDistribution`` of its own.
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
+
 import torch
 
 from diffhypergeom.laws.base import UrnDistribution, check_count_dtype
@@ -16,10 +20,34 @@ from diffhypergeom.laws.checks import TensorLike
 from diffhypergeom.numerics.engines import Urn, build
 from diffhypergeom.numerics.sampling import ConditionalFn, GumbelSettings, RelaxedDraw
 
-__all__ = ["FisherEngineLaw", "ORDER_CACHE"]
+__all__ = ["FisherEngineLaw", "ORDER_CACHE", "eager"]
 
 # permuted copies of a distribution (one per class order) that ``_permuted`` keeps
 ORDER_CACHE = 24
+
+
+def eager(method: Callable) -> Callable:
+    """``torch.compiler.disable(method)``, applied at the first call made once
+    ``torch._dynamo`` is loaded: decorating at import time would load it (about 2 s), and code
+    is compiled only after it has been loaded.
+
+    Example:
+        >>> from diffhypergeom.laws.engine_law import eager
+        >>> twice = eager(lambda x: 2 * x)
+        >>> twice(21)  # a plain call; inside torch.compile'd code it runs eagerly, untraced
+        42
+    """
+    disabled: list[Callable] = []
+
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        if "torch._dynamo" not in sys.modules:
+            return method(*args, **kwargs)
+        if not disabled:
+            disabled.append(torch.compiler.disable(method))
+        return disabled[0](*args, **kwargs)
+
+    return call
 
 
 class FisherEngineLaw(UrnDistribution):
@@ -42,6 +70,9 @@ class FisherEngineLaw(UrnDistribution):
     # the engines may compute ``n > N/2`` as ``N - n`` with weights ``1/w`` (the law is
     # symmetric under ``x -> m - x``)
     complement = True
+    # choose the engine in the constructor (a law with its own fast paths may defer it to the
+    # first member that needs it)
+    engine_at_construction = True
 
     def __init__(self, population: TensorLike, draws: TensorLike,
                  logits: TensorLike | None = None, weights: TensorLike | None = None, *,
@@ -49,7 +80,8 @@ class FisherEngineLaw(UrnDistribution):
                  validate_args: bool | None = None):
         super().__init__(population, draws, logits, weights, engine=engine,
                          max_support=max_support, validate_args=validate_args)
-        self._urn()
+        if self.engine_at_construction:
+            self._urn()
 
     def _urn(self) -> Urn:
         """The distinct urns of the batch, computed by their engine (built once; rebuilt when

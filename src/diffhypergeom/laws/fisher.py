@@ -13,9 +13,7 @@ binomials and their characteristic function (FFT) for large ones.
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +21,7 @@ from torch.distributions import register_kl
 
 from diffhypergeom.laws.base import MAX_DENSE, check_count_dtype
 from diffhypergeom.laws.checks import TensorLike, check_bool
-from diffhypergeom.laws.engine_law import FisherEngineLaw
+from diffhypergeom.laws.engine_law import FisherEngineLaw, eager
 from diffhypergeom.laws.gradients import Gradient
 from diffhypergeom.numerics.base import Window
 from diffhypergeom.numerics.sampling import RelaxedDraw
@@ -33,23 +31,6 @@ __all__ = [
     "MultivariateFisherNCHypergeometric", "kl_mfnch_mfnch",
 ]
 
-
-
-def _eager(method: Callable) -> Callable:
-    """``torch.compiler.disable(method)``, applied at the first call made once
-    ``torch._dynamo`` is loaded: decorating at import time would load it (about 2 s), and code
-    is compiled only after it has been loaded."""
-    disabled: list[Callable] = []
-
-    @functools.wraps(method)
-    def call(*args, **kwargs):
-        if "torch._dynamo" not in sys.modules:
-            return method(*args, **kwargs)
-        if not disabled:
-            disabled.append(torch.compiler.disable(method))
-        return disabled[0](*args, **kwargs)
-
-    return call
 
 
 class MultivariateFisherNCHypergeometric(FisherEngineLaw):
@@ -220,6 +201,17 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
             offset, log_prob = sharing.unflatten(offset), sharing.unflatten(log_prob, (width,))
         return offset, log_prob.to(self.logits.dtype)
 
+    def log_marginals(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every class's exact marginal at once: ``(offset [..., c], log_probs [..., c, W])``
+        with ``log p(x_i = offset_i + j) = log_probs[..., i, j]`` (the windows of
+        ``log_marginal``, from one computation of the engine, padded with ``-inf`` to the
+        widest)."""
+        windows = [self.log_marginal(i) for i in range(self.num_classes)]
+        width = max(log_prob.shape[-1] for _, log_prob in windows)
+        log_probs = torch.stack([F.pad(log_prob, (0, width - log_prob.shape[-1]), value=NEG_INF)
+                                 for _, log_prob in windows], -2)
+        return torch.stack([offset for offset, _ in windows], -1), log_probs
+
     def _marginal_window(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Class ``i``'s log-marginal window, float64: per distinct urn (``[B]``, ``[B, W]``),
         or, while a weight that is exactly zero carries a gradient, per batch entry
@@ -337,7 +329,7 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
         check_count_dtype(self.logits.dtype, self.draws)
         return self._sample_counts(torch.Size(sample_shape), permute).to(self.logits.dtype)
 
-    @_eager
+    @eager
     def _sample_counts(self, sample_shape: torch.Size, permute: bool = False) -> torch.Tensor:
         """Exact draws, int64 ``[*sample_shape, *batch, c]`` (``Urn.sample``: the log-depth tree
         where it pays, else the sequential sampler)."""
@@ -402,7 +394,7 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
                                         couple_rows=couple_rows, rao_samples=rao_samples)
         return self._rsample(sample_shape, chosen, width)
 
-    @_eager
+    @eager
     def _rsample(self, sample_shape: torch.Size, chosen: Gradient, width: int | None
                  ) -> RelaxedDraw:
         settings, permute = chosen.settings()

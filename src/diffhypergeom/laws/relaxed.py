@@ -84,7 +84,7 @@ class RelaxedMultivariateFisherNCHypergeometric(FisherEngineLaw):
     has_enumerate_support = False
     # members of the exact law this one cannot give (``diffhypergeom.estimators.lacking``)
     lacks = frozenset({"log_prob", "mean", "variance", "entropy", "enumerate_support",
-                       "log_marginal", "marginal"})
+                       "log_marginal", "log_marginals", "marginal"})
 
     def __init__(self, population: TensorLike, draws: TensorLike,
                  logits: TensorLike | None = None, weights: TensorLike | None = None, *,

@@ -155,22 +155,37 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         if not -self.num_classes <= i < self.num_classes:
             raise ValueError(f"class index i must be in [0, {self.num_classes}), got {i}")
         i %= self.num_classes
+        offset, log_probs = self._log_marginals([i])
+        return offset[..., 0], log_probs[..., 0, :]
+
+    def log_marginals(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every class's exact marginal at once, from one Fisher mixture: ``(offset [..., c],
+        log_probs [..., c, W])`` with ``offset = 0`` and ``W = max m + 1``."""
+        return self._log_marginals(list(range(self.num_classes)))
+
+    def _log_marginals(self, classes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The marginals of ``classes``: ``(offset [..., C], log_probs [..., C, W])``."""
         population, draws, log_w = self._flat()
-        width = int(self.population[..., i].max()) + 1 if population.numel() else 1
-        if width * population.shape[0] > MAX_DENSE:
-            raise ValueError(f"log_marginal({i}) would hold {width:,} counts per urn")
+        width = int(self.population[..., classes].max()) + 1 if population.numel() else 1
+        if width * population.shape[0] * len(classes) > MAX_DENSE:
+            raise ValueError(f"the marginals of classes {classes[:4]}... would hold {width:,} "
+                             f"counts per urn and class")
         settled = draws >= population.sum(-1)
-        probs = torch.nn.functional.one_hot(population[:, i], width).to(torch.float64)
+        probs = torch.nn.functional.one_hot(population[:, classes], width).to(torch.float64)
         if not bool(settled.all()):
             keep = ~settled
             mix = quadrature.mixture(population[keep], draws[keep], log_w[keep], self.engine,
                                      marginals=True)
-            marginal = quadrature.mixture_marginals(mix)[i]
-            marginal = torch.nn.functional.pad(marginal, (0, width - marginal.shape[-1]))
+            found = quadrature.mixture_marginals(mix)
+            pad = torch.nn.functional.pad
+            marginal = torch.stack([pad(found[i], (0, width - found[i].shape[-1]))
+                                    for i in classes], -2)
             probs = probs.index_put((keep.nonzero().squeeze(-1),), marginal.clamp_min(0))
         log_probs = torch.where(probs > 0, probs.clamp_min(1e-300).log(), NEG_INF)
-        offset = torch.zeros(self.batch_shape, dtype=torch.int64, device=log_probs.device)
-        return offset, self.sharing.unflatten(log_probs, (width,)).to(self.logits.dtype)
+        offset = torch.zeros(self.batch_shape + (len(classes),), dtype=torch.int64,
+                             device=log_probs.device)
+        return offset, self.sharing.unflatten(log_probs, (len(classes), width)
+                                              ).to(self.logits.dtype)
 
     @property
     def covariance_matrix(self) -> torch.Tensor:

@@ -1,0 +1,187 @@
+"""The k-subset law (the Fisher law with one ball per item) as independent Bernoulli variables
+conditioned on their sum (``docs/design/index.md`` sections 4 and 6).
+
+For any ``tau``, independent ``B_i ~ Bernoulli(p_i)``, ``p_i = sigmoid(theta_i + tau)``, given
+``sum_i B_i = k`` have exactly the law ``p(S) ∝ prod_{i in S} w_i`` over ``k``-subsets. With
+``tau`` at the saddle point (``sum_i p_i = k``, ``fft.solve_saddle``) the conditioning event is
+the mode of the sum, ``P(sum = k) ≈ 1 / (2.5 sigma)``, ``sigma^2 = sum_i p_i (1 - p_i)``, so:
+
+- ``log_normalizer``: ``A = log e_k(w) = sum_i softplus(theta_i + tau) - k tau + log P(sum =
+  k)``, with ``P(sum = k)`` from the characteristic function of the sum on ``L`` points
+  (``L = N + 1``, or fewer when the Bernstein tail of the sum beyond ``L`` is below ``e^-40`` of
+  ``P(sum = k)``: the accuracy rule of the FFT engine); ``O(N L)`` work, differentiable twice;
+- ``sample``: exact draws by rejection: propose independent Bernoulli vectors, keep those of
+  sum ``k`` (about one in ``2.5 sigma``), a handful of batched tensor operations per call.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from diffhypergeom.numerics.fft import budget, solve_saddle, tail_halfwidth
+
+__all__ = ["MAX_PROPOSALS", "MAX_TRANSFORM", "NEWTON_STEPS", "REJECTION_WORK", "log_normalizer",
+           "log_sum_probability", "proposals", "sample", "tilt", "transform_length"]
+
+# Largest proposal tensor (vectors x urns x items) that ``sample`` draws in one round.
+MAX_PROPOSALS = 1 << 22
+# Most proposal elements per accepted draw (items / acceptance) for which ``proposals`` offers
+# rejection; beyond it the caller samples another way (the tree: about 1,000 items and a
+# subset of 50 cost as much either way on the 2-core CPU).
+REJECTION_WORK = 1 << 14
+# Largest characteristic-function table (urns x items x points) ``log_normalizer`` builds.
+MAX_TRANSFORM = 1 << 24
+# Newton steps of ``tilt`` before it checks how close the expected sum is to ``k``
+NEWTON_STEPS = 4
+
+
+def tilt(theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``[B]`` float64: ``tau`` with ``sum_i sigmoid(theta_i + tau)`` close to ``k`` (detached),
+    for ``theta [B, N]`` and ``k [B]``. Every ``tau`` gives the same law; this one puts ``k`` near
+    the mode of the tilted sum (within a fraction of its standard deviation), where
+    ``P(sum = k)`` is largest: a few Newton steps from the equal-weights root, and the
+    safeguarded root of ``fft.solve_saddle`` for urns they leave further off (``k = 0`` or ``N``,
+    logits spread far apart).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.numerics.bernoulli import tilt
+        >>> theta = torch.tensor([[0.0, 1.0, 2.0, 3.0]], dtype=torch.float64)
+        >>> tau = tilt(theta, torch.tensor([2]))
+        >>> torch.sigmoid(theta + tau.unsqueeze(-1)).sum(-1)  # the expected sum is k
+        tensor([2.0000], dtype=torch.float64)
+    """
+    theta = theta.detach().to(torch.float64)
+    n, items = k.to(torch.float64), theta.shape[-1]
+    inner = (n > 0) & (n < items)
+    share = torch.where(inner, n, 0.5 * items) / items
+    tau = torch.log(share / (1 - share)) - theta.mean(-1)
+    for _ in range(NEWTON_STEPS):
+        p = torch.sigmoid(theta + tau.unsqueeze(-1))
+        tau = tau - (p.sum(-1) - n) / (p * (1 - p)).sum(-1).clamp_min(1e-300)
+    p = torch.sigmoid(theta + tau.unsqueeze(-1))
+    sigma = (p * (1 - p)).sum(-1).sqrt()
+    close = inner & torch.isfinite(tau) & ((p.sum(-1) - n).abs() <= 0.25 * sigma)
+    if bool(close.all()):
+        return tau
+    return torch.where(close, tau, solve_saddle(torch.ones_like(theta), n, theta))
+
+
+def transform_length(theta: torch.Tensor, k: torch.Tensor, tau: torch.Tensor) -> int:
+    """The points ``L`` of the characteristic function: ``N + 1`` (exact), or, where that is
+    shorter, enough that the tilted sum's mass at ``L`` or more from ``k`` (what aliases onto
+    ``k``) is below the Bernstein bound ``e^-lam`` of the FFT engine's accuracy rule: its
+    distance from its mean to ``k`` plus its Bernstein half-width, plus one."""
+    n = theta.shape[-1]
+    with torch.no_grad():
+        p = torch.sigmoid(theta.detach().to(torch.float64) + tau.unsqueeze(-1))
+        sigma = (p * (1 - p)).sum(-1).sqrt()
+        reach = tail_halfwidth(sigma, budget(sigma)) + (p.sum(-1) - k).abs()
+        wanted = int(torch.ceil(reach.max()).item()) + 2 if theta.shape[0] else 1
+    return min(n + 1, wanted)
+
+
+def log_normalizer(theta: torch.Tensor, k: torch.Tensor, tau: torch.Tensor | None = None,
+                   return_log_p_k: bool = False, length: int | None = None
+                   ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``[B]``: ``A = log e_k(exp(theta))`` for ``theta [B, N]`` (finite) and ``k [B]``,
+    differentiable (twice) in ``theta``; with ``return_log_p_k`` also ``log P(sum = k)`` of the
+    tilted Bernoullis (detached), which sizes ``sample``'s proposals. ``tau`` (default ``tilt``)
+    and ``length`` (default ``transform_length``) may be passed when known.
+
+    Example:
+        >>> import math, torch
+        >>> from diffhypergeom.numerics.bernoulli import log_normalizer
+        >>> w = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=torch.float64)
+        >>> log_normalizer(w.log(), torch.tensor([2])).exp()  # e_2(w) = 2+3+4+6+8+12
+        tensor([35.], dtype=torch.float64)
+    """
+    theta = theta.to(torch.float64)
+    if tau is None:
+        tau = tilt(theta, k)
+    z = theta + tau.unsqueeze(-1)
+    log_p_k = log_sum_probability(theta, k, tau, length)
+    value = torch.nn.functional.softplus(z).sum(-1) - k.to(torch.float64) * tau + log_p_k
+    if return_log_p_k:
+        return value, log_p_k.detach()
+    return value
+
+
+def log_sum_probability(theta: torch.Tensor, k: torch.Tensor, tau: torch.Tensor,
+                        length: int | None = None) -> torch.Tensor:
+    """``[B]``: ``log P(sum_i B_i = k)`` for ``B_i ~ Bernoulli(sigmoid(theta_i + tau))``,
+    differentiable (twice) in ``theta``: the part of ``log_normalizer`` beyond the independent
+    terms. Its gradient ``c`` gives the inclusion probabilities ``sigmoid(z) + c`` and their
+    complements ``sigmoid(-z) - c`` each without cancellation.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.numerics.bernoulli import log_sum_probability
+        >>> theta = torch.zeros(1, 4, dtype=torch.float64)  # Bin(4, 1/2) at tau = 0
+        >>> log_sum_probability(theta, torch.tensor([2]), torch.zeros(1)).exp()  # 6 / 16
+        tensor([0.3750], dtype=torch.float64)
+    """
+    theta = theta.to(torch.float64)
+    if length is None:
+        length = transform_length(theta, k, tau)
+    p = torch.sigmoid(theta + tau.unsqueeze(-1))
+    angles = 2 * math.pi * torch.arange(length, dtype=torch.float64, device=theta.device) / length
+    unit = torch.polar(torch.ones_like(angles), angles)                          # e^{i a_j}
+    factors = (1 - p).unsqueeze(-1) + p.unsqueeze(-1) * unit                      # [B, N, L]
+    phi = factors.prod(-2)                                                        # [B, L]
+    shift = torch.polar(torch.ones_like(angles),
+                        -angles * k.to(torch.float64).unsqueeze(-1))              # [B, L]
+    p_k = (phi * shift).real.mean(-1)
+    return p_k.clamp_min(torch.finfo(torch.float64).tiny).log()
+
+
+def proposals(log_p_k: torch.Tensor, num_samples: int, num_items: int) -> int | None:
+    """How many proposal vectors per urn ``sample`` draws in a round for ``num_samples``
+    accepted ones when each is accepted with probability ``exp(log_p_k)`` (the least likely
+    urn of the batch sets it: the expected need plus two standard deviations, at most
+    ``MAX_PROPOSALS`` elements a round); ``None`` where a draw would cost more than
+    ``REJECTION_WORK`` proposal elements."""
+    if log_p_k.numel() == 0:
+        return 1
+    accept = float(log_p_k.min().exp())
+    if accept <= 0 or num_items / accept > REJECTION_WORK:
+        return None
+    need = num_samples / accept
+    count = int(math.ceil(need + 2 * math.sqrt(need * (1 - accept) / accept) + 4))
+    return max(1, min(count, MAX_PROPOSALS // max(num_items * log_p_k.numel(), 1)))
+
+
+def sample(theta: torch.Tensor, k: torch.Tensor, num_samples: int, tau: torch.Tensor,
+           count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``[num_samples, B, N]`` int64 exact ``k``-subset draws (0/1) by rejection: rounds of
+    ``count`` Bernoulli proposal vectors per urn at the tilt ``tau``, the first ``num_samples``
+    of sum ``k`` kept (``proposals`` sizes the rounds so that one usually suffices).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.numerics.bernoulli import log_normalizer, proposals, sample, tilt
+        >>> theta, k = torch.zeros(1, 6, dtype=torch.float64), torch.tensor([2])
+        >>> tau = tilt(theta, k)
+        >>> _, log_p_k = log_normalizer(theta, k, tau, return_log_p_k=True)
+        >>> x = sample(theta, k, 5, tau, proposals(log_p_k, 5, 6))
+        >>> x.shape, x.sum(-1).unique().tolist()
+        (torch.Size([5, 1, 6]), [2])
+    """
+    batch, items = theta.shape
+    p = torch.sigmoid(theta.detach().to(torch.float64) + tau.unsqueeze(-1)).to(theta.dtype)
+    taken = torch.zeros(batch, dtype=torch.int64, device=theta.device)
+    out = torch.empty(batch, num_samples, items, dtype=torch.int64, device=theta.device)
+    pending = torch.arange(batch, device=theta.device)
+    while pending.numel():
+        draws = torch.rand((count, pending.numel(), items), generator=generator,
+                           dtype=p.dtype, device=p.device) < p[pending]
+        accepted = draws.sum(-1) == k[pending]                                    # [M, P]
+        rank = accepted.cumsum(0) + taken[pending]                                # 1-based
+        keep = accepted & (rank <= num_samples)
+        m, urn = keep.nonzero(as_tuple=True)
+        out[pending[urn], rank[m, urn] - 1] = draws[m, urn].to(torch.int64)
+        taken[pending] += keep.sum(0)
+        pending = pending[taken[pending] < num_samples]
+    return out.transpose(0, 1)

@@ -1,0 +1,110 @@
+"""``KSubset``: the k-subset law's fast members (tilted Bernoullis conditioned on their sum)
+against brute-force enumeration of the subsets, and against the Fisher law's own members."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from goodness_of_fit import chisquare_pvalue
+
+from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
+from diffhypergeom.laws.ksubset import KSubset
+from diffhypergeom.numerics import bernoulli
+
+F64 = torch.float64
+
+
+def _subsets(n: int, k: int) -> torch.Tensor:
+    rows = [[1.0 if i in chosen else 0.0 for i in range(n)]
+            for chosen in itertools.combinations(range(n), k)]
+    return torch.tensor(rows, dtype=F64).reshape(-1, n)
+
+
+def _brute(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The subsets, their exact probabilities and the inclusion probabilities."""
+    masks = _subsets(logits.shape[-1], k)
+    log_w = masks @ logits
+    probs = (log_w - torch.logsumexp(log_w, 0)).exp()
+    return masks, probs, probs @ masks
+
+
+@pytest.mark.parametrize("n, k", [(6, 3), (9, 1), (9, 8), (8, 0), (8, 8), (12, 5)])
+@pytest.mark.parametrize("spread", [0.5, 3.0, 12.0])
+def test_probabilities_and_inclusion_match_enumeration(n, k, spread):
+    logits = torch.randn(n, generator=torch.Generator().manual_seed(n * 10 + k),
+                         dtype=F64) * spread
+    d = KSubset(logits, k)
+    masks, probs, inclusion = _brute(logits, k)
+    assert d._bernoulli() is not None  # the fast members, not the Fisher law's
+    torch.testing.assert_close(d.log_prob(masks).exp(), probs, rtol=1e-11, atol=1e-300)
+    torch.testing.assert_close(d.mean, inclusion, rtol=1e-11, atol=1e-13)
+    torch.testing.assert_close(d.variance, inclusion * (1 - inclusion), rtol=1e-10, atol=1e-13)
+    offset, log_probs = d.log_marginals()
+    assert bool((offset == 0).all())
+    torch.testing.assert_close(log_probs.exp()[..., 1], inclusion, rtol=1e-11, atol=1e-13)
+    assert math.isclose(float(d.log_normalizer()), float(torch.logsumexp(masks @ logits, 0)),
+                        rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_a_batch_of_urns_with_their_own_k_matches_the_fisher_law():
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(4, 10, generator=generator, dtype=F64) * 2
+    k = torch.tensor([0, 3, 7, 10])
+    fast, reference = KSubset(logits, k), MFNCH(torch.ones(10, dtype=torch.int64), k,
+                                                logits=logits)
+    torch.testing.assert_close(fast.mean, reference.mean, rtol=1e-11, atol=1e-12)
+    torch.testing.assert_close(fast.log_normalizer(), reference.log_normalizer(), rtol=1e-12,
+                               atol=1e-12)
+    x = reference.sample((5,))
+    torch.testing.assert_close(fast.log_prob(x), reference.log_prob(x), rtol=1e-11, atol=1e-11)
+    draws = fast.sample((7,))
+    assert draws.shape == (7, 4, 10) and torch.equal(draws.sum(-1), k.expand(7, 4).to(F64))
+
+
+def test_draws_follow_the_law():
+    """Chi-square over the 20 subsets of 3 of 6 items: 20,000 rejection draws (the fast path)
+    against the exact probabilities; a fixed seed, and the test fails for draws from Gumbel-top-k
+    (checked: P({3, 4}) differs by 0.03 for w = [1, 2, 3, 4])."""
+    torch.manual_seed(0)
+    logits = torch.tensor([0.0, 1.0, -1.0, 2.0, 0.5, -0.5], dtype=F64)
+    d = KSubset(logits, 3)
+    assert bernoulli.proposals(d._bernoulli()[4], 20_000, 6) is not None  # by rejection
+    draws = d.sample((20_000,))
+    masks, probs, _ = _brute(logits, 3)
+    index = (draws.unsqueeze(-2) == masks).all(-1).to(torch.int64).argmax(-1)
+    observed = np.bincount(index.numpy(), minlength=len(masks))
+    assert chisquare_pvalue(observed, probs.numpy()) > 1e-3
+
+
+def test_the_default_rsample_carries_the_covariance():
+    """``rsample``'s backward is ``Cov(X) c`` for a linear loss ``c . x`` (the exact inclusion
+    probabilities' gradient), computed by enumeration."""
+    logits = torch.tensor([0.3, -1.0, 0.8, 0.0, 1.5], dtype=F64, requires_grad=True)
+    cost = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0], dtype=F64)
+    (grad,) = torch.autograd.grad((KSubset(logits, 2).rsample((4,)) @ cost).sum() / 4, logits)
+    masks, probs, mean = _brute(logits.detach(), 2)
+    centred = masks - mean
+    covariance = (probs.unsqueeze(-1) * centred).T @ centred
+    torch.testing.assert_close(grad, covariance @ cost, rtol=1e-10, atol=1e-12)
+
+
+def test_what_the_fast_members_cannot_serve_goes_to_the_fisher_law():
+    logits = torch.randn(12, generator=torch.Generator().manual_seed(2), dtype=F64)
+    forced = KSubset(logits, 4, engine="logspace")
+    assert forced._bernoulli() is None
+    masks, probs, inclusion = _brute(logits, 4)
+    torch.testing.assert_close(forced.mean, inclusion, rtol=1e-11, atol=1e-13)
+    # a draw costing more than REJECTION_WORK proposal elements: the tree draws instead
+    many = KSubset(torch.zeros(1_000, dtype=F64), 500)
+    assert bernoulli.proposals(many._bernoulli()[4], 64, 1_000) is None
+    assert torch.equal(many.sample((64,)).sum(-1), torch.full((64,), 500.0, dtype=F64))
+
+
+def test_expanded_copies_recompute_their_tables():
+    d = KSubset(torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=F64), 2)
+    d.mean  # noqa: B018
+    wide = d.expand((3,))
+    assert wide.mean.shape == (3, 4) and wide.sample((2,)).shape == (2, 3, 4)
+    torch.testing.assert_close(wide.mean[1], d.mean)
