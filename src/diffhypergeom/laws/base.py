@@ -50,7 +50,7 @@ REPR_ENTRIES = 12
 # Largest dense marginal (counts x urns) that ``marginal`` and ``log_marginal`` build.
 MAX_DENSE = 1 << 26
 # what a copy (``expand``, a class permutation) must not inherit: it is computed per urn
-CACHES = ("_urn_cache", "_order_cache", "_sharing", "_tilted", "_inclusion")
+CACHES = ("_urn_cache", "_order_cache", "_sharing", "_tilted", "_inclusion", "_normalizer")
 
 
 class UrnSupport(constraints.Constraint):

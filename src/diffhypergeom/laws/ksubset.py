@@ -76,8 +76,8 @@ class KSubset(MultivariateFisherNCHypergeometric):
                                   ] | None:
         """Per distinct urn: the logits ``[B, N]`` (float64, with their graph), ``k [B]``, the
         tilt ``tau [B]``, the transform's length and ``log P(sum = k)`` (detached), computed
-        once; ``None`` where the Fisher law's own members are used instead (module
-        docstring)."""
+        once, with ``log e_k`` (``_log_normalizer``); ``None`` where the Fisher law's own members
+        are used instead (module docstring)."""
         theta = self.sharing.narrow(self.logits).reshape(-1, self.num_classes)
         theta = theta.to(torch.float64)
         k = self.sharing.narrow(self.draws).reshape(-1)
@@ -90,8 +90,8 @@ class KSubset(MultivariateFisherNCHypergeometric):
                 length = bernoulli.transform_length(theta, k, tau)
                 usable = theta.numel() * length <= bernoulli.MAX_TRANSFORM
             if usable:
-                with torch.no_grad():
-                    _, log_p_k = bernoulli.log_normalizer(theta, k, tau, True, length)
+                normalizer, log_p_k = bernoulli.log_normalizer(theta, k, tau, True, length)
+                self._normalizer = normalizer
                 found = (tau, length, log_p_k)
             else:
                 found = ()
@@ -100,14 +100,22 @@ class KSubset(MultivariateFisherNCHypergeometric):
             return None
         return theta, k, found[0], found[1], found[2]
 
+    def _log_normalizer(self) -> torch.Tensor:
+        """``[B]`` float64: ``log e_k`` per distinct urn, the one ``_bernoulli`` computed while
+        it still serves (it carries a graph wherever gradients are recorded), else afresh."""
+        theta, k, tau, length, _ = self._bernoulli()
+        cached = self.__dict__.get("_normalizer")
+        recording = torch.is_grad_enabled() and theta.requires_grad
+        if cached is not None and (cached.requires_grad or not recording):
+            return cached
+        self._normalizer = bernoulli.log_normalizer(theta, k, tau, length=length)
+        return self._normalizer
+
     def log_normalizer(self) -> torch.Tensor:
         """``[...]``: ``A = log e_k(w)``, differentiable (twice)."""
-        tilted = self._bernoulli()
-        if tilted is None:
+        if self._bernoulli() is None:
             return super().log_normalizer()
-        theta, k, tau, length, _ = tilted
-        value = bernoulli.log_normalizer(theta, k, tau, length=length)
-        return self.sharing.unflatten(value).to(self.logits.dtype)
+        return self.sharing.unflatten(self._log_normalizer()).to(self.logits.dtype)
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         """Exact ``log p(S)``, ``[*sample, *batch]``, as the Fisher law's (validation, ``-inf``
@@ -116,11 +124,10 @@ class KSubset(MultivariateFisherNCHypergeometric):
         if tilted is None:
             return super().log_prob(value)
         x, inside, sample_shape = self._counts(value)
-        theta, k, tau, length, _ = tilted
+        theta = tilted[0]
         x = torch.where(inside.unsqueeze(-1), x, torch.zeros_like(x))
         terms = (x * theta).sum(-1) + log_binomial(torch.ones_like(x), x).sum(-1)
-        normalizer = bernoulli.log_normalizer(theta, k, tau, length=length)
-        out = torch.where(inside, terms - normalizer, NEG_INF)
+        out = torch.where(inside, terms - self._log_normalizer(), NEG_INF)
         return self.sharing.unflatten_draws(out, sample_shape).to(self.logits.dtype)
 
     def _inclusion_and_exclusion(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,8 +22,10 @@ import torch
 
 from diffhypergeom.numerics.fft import budget, solve_saddle, tail_halfwidth
 
-__all__ = ["MAX_PROPOSALS", "MAX_TRANSFORM", "NEWTON_STEPS", "REJECTION_WORK", "log_normalizer",
-           "log_sum_probability", "proposals", "sample", "tilt", "transform_length"]
+__all__ = [
+    "EXACT_LENGTH", "MAX_PROPOSALS", "MAX_TRANSFORM", "NEWTON_STEPS", "REJECTION_WORK",
+    "log_normalizer", "log_sum_probability", "proposals", "sample", "tilt", "transform_length",
+]
 
 # Largest proposal tensor (vectors x urns x items) that ``sample`` draws in one round.
 MAX_PROPOSALS = 1 << 22
@@ -35,6 +37,8 @@ REJECTION_WORK = 1 << 14
 MAX_TRANSFORM = 1 << 24
 # Newton steps of ``tilt`` before it checks how close the expected sum is to ``k``
 NEWTON_STEPS = 4
+# Below this many items the transform takes all N + 1 points without estimating fewer
+EXACT_LENGTH = 64
 
 
 def tilt(theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -75,6 +79,8 @@ def transform_length(theta: torch.Tensor, k: torch.Tensor, tau: torch.Tensor) ->
     ``k``) is below the Bernstein bound ``e^-lam`` of the FFT engine's accuracy rule: its
     distance from its mean to ``k`` plus its Bernstein half-width, plus one."""
     n = theta.shape[-1]
+    if n < EXACT_LENGTH:
+        return n + 1
     with torch.no_grad():
         p = torch.sigmoid(theta.detach().to(torch.float64) + tau.unsqueeze(-1))
         sigma = (p * (1 - p)).sum(-1).sqrt()
