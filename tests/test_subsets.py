@@ -73,5 +73,5 @@ def test_k_subset_batches_and_estimators():
 def test_k_subset_rejects_bad_input():
     with pytest.raises(ValueError, match="logits must have an item dimension"):
         k_subset(torch.tensor(1.0), 1)
-    with pytest.raises(ValueError, match="draws"):
+    with pytest.raises(ValueError, match="k must be <= N = 4"):
         k_subset(torch.zeros(4), 5)

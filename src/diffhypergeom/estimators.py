@@ -27,6 +27,14 @@ unbiased estimators available here (``docs/design/index.md`` section 5). ``ESTIM
 - ``"reinforce-cv"``: the same exact draws and score with a control variate fitted to ``f``,
   leave-one-out, whose own gradient is exact: unbiased for any ``f``, with a lower spread
   (``_reinforce_cv``); needs ``num_samples >= 2``;
+- ``"reinforce-linear"``: the same exact draws and score with the control variate of ``f``'s
+  linearisation at the exact mean, ``a c . x`` with ``c = grad f(E[X])``, its coefficient ``a``
+  and a baseline fitted leave-one-out (``_reinforce_linear``); the control variate's own
+  gradient ``d/dtheta (c . E[X])`` is exact (for the Fisher law ``Cov(X) c``, a Hessian-vector
+  product).
+  Unbiased for any ``f``; exact for linear ``f`` and nearly so for smooth ones; with an ``f``
+  that has no gradient (a hard step) ``c = 0`` and it is ``"reinforce-loo"``. ``f`` is called
+  once more, at the mean ``[1, *batch, c]``; needs ``num_samples >= 2``;
 - ``"exact"``: the expectation itself, ``sum_x p(x) f(x)`` over the whole support: the exact
   gradient (no bias, no spread) at the cost of one ``f`` evaluation per support point; for
   small supports (at most ``max_support`` points, default ``MAX_EXACT_SUPPORT``).
@@ -55,12 +63,13 @@ __all__ = [
     "surrogate_loss",
 ]
 
-ESTIMATORS = ("pathwise", "reinforce-loo", "reinforce-cv", "exact")
+ESTIMATORS = ("pathwise", "reinforce-loo", "reinforce-cv", "reinforce-linear", "exact")
 # what each estimator needs of the law: its members (checked before any work)
 NEEDS = {
     "pathwise": ("rsample",),
     "reinforce-loo": ("sample", "log_prob"),
     "reinforce-cv": ("sample", "log_prob", "mean", "variance", "log_marginals"),
+    "reinforce-linear": ("sample", "log_prob", "mean"),
     "exact": ("enumerate_support", "log_prob", "population", "draws"),
 }
 
@@ -145,12 +154,13 @@ def surrogate_loss(dist: Distribution,
     if estimator == "pathwise":
         values = _evaluate(f, dist.rsample((num_samples,), **rsample_kwargs))
         return values.mean(0).sum()
-    if estimator in ("reinforce-loo", "reinforce-cv"):
+    if estimator in ("reinforce-loo", "reinforce-cv", "reinforce-linear"):
         if num_samples < 2:
             raise ValueError(f"estimator={estimator!r} needs num_samples >= 2 (each draw's "
                              f"baseline comes from the others)")
-        return (_reinforce_loo if estimator == "reinforce-loo" else _reinforce_cv)(
-            dist, f, num_samples)
+        method = {"reinforce-loo": _reinforce_loo, "reinforce-cv": _reinforce_cv,
+                  "reinforce-linear": _reinforce_linear}[estimator]
+        return method(dist, f, num_samples)
     return _exact(dist, f, MAX_EXACT_SUPPORT if max_support is None else max_support)
 
 
@@ -161,6 +171,53 @@ def _evaluate(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tor
         raise ValueError(f"f must map counts {tuple(x.shape)} to values {tuple(expected)} "
                          f"(one per draw and urn), got {tuple(values.shape)}")
     return values
+
+
+def _linear_coefficients(f: Callable[[torch.Tensor], torch.Tensor], mean: torch.Tensor
+                         ) -> torch.Tensor:
+    """``c = grad f`` at the point ``mean [*batch, c]`` (detached; zero where ``f`` has no
+    gradient there)."""
+    point = mean.detach().unsqueeze(0).requires_grad_()
+    with torch.enable_grad():
+        value = _evaluate(f, point)
+        if not value.requires_grad:
+            return torch.zeros_like(mean.detach())
+        (slope,) = torch.autograd.grad(value.sum(), point, allow_unused=True)
+    return torch.zeros_like(mean.detach()) if slope is None else slope[0].detach()
+
+
+def _reinforce_linear(dist: Distribution, f: Callable[[torch.Tensor], torch.Tensor],
+                      num_samples: int) -> torch.Tensor:
+    """REINFORCE with the linearisation of ``f`` at the exact mean as control variate.
+
+    With ``u = c . x``, ``c = grad f(E[X])``, draw ``s`` gets the coefficient ``a_{-s}`` and
+    baseline ``b_{-s}`` fitted on the *other* draws (a weighted regression of ``f`` on ``u``,
+    weights ``||x - mu||^2``, the score's size), so that
+    ``(f_s - a_{-s} u_s - b_{-s}) (x_s - mu)`` has mean ``grad E[f] - a_{-s} grad E[u]``;
+    ``mean_s a_{-s} d/dtheta (c . E[X])`` adds the second term back exactly."""
+    mean = dist.mean  # with its graph: the control variate's gradient goes through it
+    slope = _linear_coefficients(f, mean)
+    x = dist.sample((num_samples,))
+    values = _evaluate(f, x)
+    flat = (num_samples, -1)
+    y = values.detach().to(torch.float64).reshape(flat)
+    u = (x * slope).sum(-1).to(torch.float64).reshape(flat)
+    centred = x.to(torch.float64) - mean.detach().to(torch.float64)
+    w = centred.square().sum(-1).reshape(flat).clamp_min(1e-12)
+    others = 1 - torch.eye(num_samples, dtype=torch.float64, device=y.device)
+    weight = others @ w
+    y_bar, u_bar = (others @ (w * y)) / weight, (others @ (w * u)) / weight
+    covariance = others @ (w * y * u) - weight * y_bar * u_bar
+    variance = others @ (w * u * u) - weight * u_bar * u_bar
+    coefficient = torch.where(variance > 1e-12 * weight * (1 + u_bar.square()),
+                              covariance / variance.clamp_min(1e-300), 0.0)
+    baseline = (others @ y - coefficient * (others @ u)) / (num_samples - 1)
+    residual = (y - coefficient * u - baseline).reshape(values.shape).to(values.dtype)
+    log_prob = dist.log_prob(x)
+    score_term = residual * (log_prob - log_prob.detach())
+    control = coefficient.mean(0).reshape(values.shape[1:]).to(mean.dtype) \
+        * (mean * slope).sum(-1)
+    return (values + score_term).mean(0).sum() + (control - control.detach()).sum()
 
 
 def _reinforce_loo(dist: Distribution, f: Callable[[torch.Tensor], torch.Tensor],

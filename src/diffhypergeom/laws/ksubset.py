@@ -24,8 +24,9 @@ The engine is chosen only when another member needs it. Logits that are not fini
 from __future__ import annotations
 
 import torch
+from torch.distributions import Distribution
 
-from diffhypergeom.laws.checks import TensorLike, as_float_tensor
+from diffhypergeom.laws.checks import TensorLike, as_count_tensor, as_float_tensor, check_logits
 from diffhypergeom.laws.engine_law import eager
 from diffhypergeom.laws.fisher import MultivariateFisherNCHypergeometric
 from diffhypergeom.numerics import bernoulli
@@ -63,13 +64,23 @@ class KSubset(MultivariateFisherNCHypergeometric):
                  gradient: str = "mean", temperature: float | torch.Tensor | None = None,
                  permute: bool | None = None, couple_rows: bool | None = None,
                  rao_samples: int | None = None, validate_args: bool | None = None):
+        checking = (Distribution._validate_args if validate_args is None
+                    else bool(validate_args))
         logits = as_float_tensor(logits, "logits")
         if logits.dim() == 0:
             raise ValueError("logits must have an item dimension: shape [..., N]")
+        k = as_count_tensor(k, "k", logits.device, checking)
+        if checking:
+            check_logits(logits)
+            if bool((k > logits.shape[-1]).any()):
+                raise ValueError(f"k must be <= N = {logits.shape[-1]} (the items), got "
+                                 f"{k.max().item()}")
         population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
+        # the checks the Fisher law would repeat (an urn of ones) are made above
         super().__init__(population, k, logits=logits, engine=engine, gradient=gradient,
                          temperature=temperature, permute=permute, couple_rows=couple_rows,
-                         rao_samples=rao_samples, validate_args=validate_args)
+                         rao_samples=rao_samples, validate_args=False)
+        self._validate_args = checking
 
     # ------------------------------------------------------------------ the fast members
     def _bernoulli(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, torch.Tensor
@@ -126,7 +137,9 @@ class KSubset(MultivariateFisherNCHypergeometric):
         x, inside, sample_shape = self._counts(value)
         theta = tilted[0]
         x = torch.where(inside.unsqueeze(-1), x, torch.zeros_like(x))
-        terms = (x * theta).sum(-1) + log_binomial(torch.ones_like(x), x).sum(-1)
+        terms = (x * theta).sum(-1)
+        if not self._validate_args:  # validated values are 0/1, where log C(1, x) = 0
+            terms = terms + log_binomial(torch.ones_like(x), x).sum(-1)
         out = torch.where(inside, terms - self._log_normalizer(), NEG_INF)
         return self.sharing.unflatten_draws(out, sample_shape).to(self.logits.dtype)
 

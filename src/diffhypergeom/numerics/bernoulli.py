@@ -16,6 +16,7 @@ the mode of the sum, ``P(sum = k) ≈ 1 / (2.5 sigma)``, ``sigma^2 = sum_i p_i (
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -35,8 +36,8 @@ MAX_PROPOSALS = 1 << 22
 REJECTION_WORK = 1 << 14
 # Largest characteristic-function table (urns x items x points) ``log_normalizer`` builds.
 MAX_TRANSFORM = 1 << 24
-# Newton steps of ``tilt`` before it checks how close the expected sum is to ``k``
-NEWTON_STEPS = 4
+# Newton steps ``tilt`` takes at most before it finds the root by safeguarded Newton
+NEWTON_STEPS = 2
 # Below this many items the transform takes all N + 1 points without estimating fewer
 EXACT_LENGTH = 64
 
@@ -44,8 +45,8 @@ EXACT_LENGTH = 64
 def tilt(theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """``[B]`` float64: ``tau`` with ``sum_i sigmoid(theta_i + tau)`` close to ``k`` (detached),
     for ``theta [B, N]`` and ``k [B]``. Every ``tau`` gives the same law; this one puts ``k`` near
-    the mode of the tilted sum (within a fraction of its standard deviation), where
-    ``P(sum = k)`` is largest: a few Newton steps from the equal-weights root, and the
+    the mode of the tilted sum (within half its standard deviation), where ``P(sum = k)`` is
+    largest: the equal-weights root, refined by up to ``NEWTON_STEPS`` Newton steps, and the
     safeguarded root of ``fft.solve_saddle`` for urns they leave further off (``k = 0`` or ``N``,
     logits spread far apart).
 
@@ -54,22 +55,23 @@ def tilt(theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         >>> from diffhypergeom.numerics.bernoulli import tilt
         >>> theta = torch.tensor([[0.0, 1.0, 2.0, 3.0]], dtype=torch.float64)
         >>> tau = tilt(theta, torch.tensor([2]))
-        >>> torch.sigmoid(theta + tau.unsqueeze(-1)).sum(-1)  # the expected sum is k
-        tensor([2.0000], dtype=torch.float64)
+        >>> p = torch.sigmoid(theta + tau.unsqueeze(-1))  # the expected sum is close to k
+        >>> bool((p.sum(-1) - 2).abs() <= 0.5 * (p * (1 - p)).sum(-1).sqrt())
+        True
     """
     theta = theta.detach().to(torch.float64)
     n, items = k.to(torch.float64), theta.shape[-1]
     inner = (n > 0) & (n < items)
     share = torch.where(inner, n, 0.5 * items) / items
     tau = torch.log(share / (1 - share)) - theta.mean(-1)
-    for _ in range(NEWTON_STEPS):
+    for step in range(NEWTON_STEPS + 1):
         p = torch.sigmoid(theta + tau.unsqueeze(-1))
-        tau = tau - (p.sum(-1) - n) / (p * (1 - p)).sum(-1).clamp_min(1e-300)
-    p = torch.sigmoid(theta + tau.unsqueeze(-1))
-    sigma = (p * (1 - p)).sum(-1).sqrt()
-    close = inner & torch.isfinite(tau) & ((p.sum(-1) - n).abs() <= 0.25 * sigma)
-    if bool(close.all()):
-        return tau
+        excess, spread = p.sum(-1) - n, (p * (1 - p)).sum(-1)
+        close = inner & torch.isfinite(tau) & (excess.abs() <= 0.5 * spread.sqrt())
+        if bool(close.all()):
+            return tau
+        if step < NEWTON_STEPS:
+            tau = tau - excess / spread.clamp_min(1e-300)
     return torch.where(close, tau, solve_saddle(torch.ones_like(theta), n, theta))
 
 
@@ -133,14 +135,18 @@ def log_sum_probability(theta: torch.Tensor, k: torch.Tensor, tau: torch.Tensor,
     if length is None:
         length = transform_length(theta, k, tau)
     p = torch.sigmoid(theta + tau.unsqueeze(-1))
-    angles = 2 * math.pi * torch.arange(length, dtype=torch.float64, device=theta.device) / length
-    unit = torch.polar(torch.ones_like(angles), angles)                          # e^{i a_j}
-    factors = (1 - p).unsqueeze(-1) + p.unsqueeze(-1) * unit                      # [B, N, L]
-    phi = factors.prod(-2)                                                        # [B, L]
-    shift = torch.polar(torch.ones_like(angles),
-                        -angles * k.to(torch.float64).unsqueeze(-1))              # [B, L]
-    p_k = (phi * shift).real.mean(-1)
+    phi = (1 + p.unsqueeze(-1) * _steps(length, theta.device)).prod(-2)         # [B, L]
+    pmf = torch.fft.fft(phi, norm="forward").real                                # P(S = j)
+    p_k = pmf.gather(-1, k.unsqueeze(-1) % length).squeeze(-1)
     return p_k.clamp_min(torch.finfo(torch.float64).tiny).log()
+
+
+@functools.lru_cache(maxsize=64)
+def _steps(length: int, device: torch.device) -> torch.Tensor:
+    """``[L]`` complex128: ``e^{2 pi i j / L} - 1``, the factor ``1 - p + p e^{i a_j}`` less
+    one, over ``p``."""
+    angles = 2 * math.pi * torch.arange(length, dtype=torch.float64, device=device) / length
+    return torch.polar(torch.ones_like(angles), angles) - 1
 
 
 def proposals(log_p_k: torch.Tensor, num_samples: int, num_items: int) -> int | None:

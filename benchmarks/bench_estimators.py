@@ -1,0 +1,189 @@
+"""Gradient estimators for k-subsets at equal time, against the exact gradient and the peers,
+printed as markdown tables (issue 31's targets).
+
+    python benchmarks/bench_estimators.py --peers /path/to/sfess   # with SIMPLE, SFESS, I-MLE
+    python benchmarks/bench_estimators.py --samples 16 64 --replicates 200
+
+For each law of a k-subset of ``N`` items (the conditional Poisson law, ``k_subset``; the
+Wallenius law of Gumbel-top-k, ``gumbel_top_k``) and each kind of ``f`` (linear ``v . z``, a
+smooth quadratic ``(v . z)^2 / k``, the max ``max_i v_i z_i`` and a hard threshold ``[v . z >
+t]``), the exact gradient of ``E[f(z)]`` in the logits comes from enumerating all ``C(N, k)``
+subsets with the law's exact ``log_prob``. Each estimator is called ``--replicates`` times
+(building the law, drawing ``S`` samples, evaluating ``f``, the backward pass: the time of one
+estimate), which gives its relative bias ``|E g - g*| / |g*|`` and spread ``sqrt(E |g - E g|^2) /
+|g*|``. The relative RMS error *at the time of the fastest peer* ``T`` gives each estimator
+``T / t`` estimates to average: ``sqrt(bias^2 + spread^2 t / T)``.
+
+Peers, as klaswijk/sfess ships and calls them (``--peers``: a local copy; skipped without):
+SIMPLE, SFESS (``"reinforce"``) and SFESS-cv (``"control-variate"``), I-MLE (noise scale 1,
+beta 1) and straight-through Gumbel top-k (temperature 0.5). They all draw Gumbel-top-k
+subsets. Take the timings on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+
+from diffhypergeom.estimators import surrogate_loss
+from diffhypergeom.subsets import gumbel_top_k, k_subset
+
+FUNCTIONS = ("linear", "quadratic", "max", "threshold")
+LIBRARY = ("reinforce-loo", "reinforce-cv", "reinforce-linear", "pathwise")
+PEERS = ("SIMPLE", "SFESS", "SFESS-cv", "I-MLE", "ST-Gumbel")
+LAWS = {"conditional Poisson (k_subset)": k_subset, "Wallenius (gumbel_top_k)": gumbel_top_k}
+
+
+def make_f(kind: str, values: torch.Tensor, k: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``f`` of k-hot ``z [..., N]`` (floating, possibly carrying a relaxation's gradient)."""
+    threshold = float(values.sort(descending=True).values[:k].mean() * k * 0.8)
+    if kind == "linear":
+        return lambda z: z @ values
+    if kind == "quadratic":
+        return lambda z: (z @ values).square() / k
+    if kind == "max":
+        return lambda z: (z * values).amax(-1)
+    return lambda z: (z @ values > threshold).to(z.dtype) + 0 * z.sum(-1)
+
+
+def exact_gradient(law: str, theta: torch.Tensor, k: int, f) -> torch.Tensor:
+    """``d/dtheta E[f(z)]`` by summing over every subset (float64)."""
+    n = theta.shape[-1]
+    masks = torch.zeros(math.comb(n, k), n, dtype=torch.float64)
+    for row, chosen in enumerate(itertools.combinations(range(n), k)):
+        masks[row, list(chosen)] = 1.0
+    point = theta.detach().to(torch.float64).requires_grad_()
+    probs = LAWS[law](point, k, validate_args=False).log_prob(masks).exp()
+    (grad,) = torch.autograd.grad((probs * f(masks).detach()).sum(), point)
+    return grad
+
+
+def library_method(law: str, name: str, k: int, samples: int):
+    def estimate(theta: torch.Tensor, f) -> torch.Tensor:
+        loss = surrogate_loss(LAWS[law](theta, k), f, num_samples=samples, estimator=name)
+        return torch.autograd.grad(loss, theta)[0]
+    return estimate
+
+
+def peer_method(name: str, k: int, samples: int, n: int):
+    from samplers.gumbel_scheme import GumbelSampler
+    from samplers.imle_scheme import IMLESampler
+    from samplers.sfess.sfess import SFESSSampler, score_function_estimator
+    from samplers.simple_scheme import SIMPLESampler
+
+    cpu = torch.device("cpu")
+    sampler = {"SIMPLE": lambda: SIMPLESampler(k, cpu, n_samples=samples),
+               "SFESS": lambda: SFESSSampler(k, cpu, n_samples=samples),
+               "SFESS-cv": lambda: SFESSSampler(k, cpu, n_samples=samples),
+               "I-MLE": lambda: IMLESampler(k, cpu, samples, noise_scale=1.0, beta=1.0),
+               "ST-Gumbel": lambda: GumbelSampler(k, samples, tau=0.5, hard=True)}[name]()
+    scored = {"SFESS": "reinforce", "SFESS-cv": "control-variate"}.get(name)
+
+    def estimate(theta: torch.Tensor, f) -> torch.Tensor:
+        z, log_p = sampler(theta.view(1, n, 1))
+        values = f(z.reshape(-1, 1, n).to(theta.dtype)).reshape(samples, 1)
+        loss = (score_function_estimator(values, log_p, scored) if scored is not None
+                else values.mean())
+        return torch.autograd.grad(loss, theta)[0]
+    return estimate
+
+
+def measure(estimate, theta: torch.Tensor, f, replicates: int, budget: float
+            ) -> tuple[torch.Tensor, float]:
+    """Replicated estimates ``[R, N]`` (float64) and the median seconds of one estimate."""
+    estimate(theta, f)  # warm-up
+    grads, seconds, spent = [], [], 0.0
+    while len(grads) < replicates and (spent < budget or len(grads) < 20):
+        start = time.perf_counter()
+        grad = estimate(theta, f)
+        elapsed = time.perf_counter() - start
+        grads.append(grad.detach().to(torch.float64))
+        seconds.append(elapsed)
+        spent += elapsed
+    return torch.stack(grads), statistics.median(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--peers", help="local copy of klaswijk/sfess (its root folder)")
+    parser.add_argument("--items", type=int, default=16, help="N")
+    parser.add_argument("--k", type=int, default=5, help="subset size")
+    parser.add_argument("--samples", type=int, nargs="+", default=[16, 64], help="S per estimate")
+    parser.add_argument("--replicates", type=int, default=200, help="estimates per cell")
+    parser.add_argument("--budget", type=float, default=20.0,
+                        help="seconds of estimates per cell at most (at least 20 estimates)")
+    parser.add_argument("--spread", type=float, default=1.0, help="std of the logits")
+    parser.add_argument("--laws", nargs="*", default=list(LAWS), choices=list(LAWS))
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    generator = torch.Generator().manual_seed(args.seed)
+    n, k = args.items, args.k
+    theta = (torch.randn(n, generator=generator) * args.spread).requires_grad_()
+    values = torch.rand(n, generator=generator)
+    peers = PEERS if args.peers else ()
+    if args.peers:
+        sys.path.insert(0, os.path.abspath(args.peers))
+        os.chdir(tempfile.mkdtemp())  # SIMPLE writes its compiled circuits here
+    print(f"N = {n}, k = {k}, logits ~ N(0, {args.spread}^2), seed {args.seed}, "
+          f"{args.threads} threads; relative RMS error at the fastest peer's time (bias)\n")
+    for law in args.laws:
+        exact = {kind: exact_gradient(law, theta, k, make_f(kind, values.double(), k))
+                 for kind in FUNCTIONS}
+        for samples in args.samples:
+            rows = {}
+            for name in LIBRARY + peers:
+                method = (library_method(law, name, k, samples) if name in LIBRARY
+                          else peer_method(name, k, samples, n))
+                cells = {}
+                for kind in FUNCTIONS:
+                    grads, seconds = measure(method, theta, make_f(kind, values, k),
+                                             args.replicates, args.budget)
+                    norm = float(exact[kind].norm())
+                    bias = float((grads.mean(0) - exact[kind]).norm()) / norm
+                    spread = float((grads - grads.mean(0)).square().sum(-1).mean().sqrt()) / norm
+                    cells[kind] = (bias, spread, seconds)
+                rows[name] = cells
+            fastest = min((statistics.median(c[2] for c in rows[p].values()) for p in peers),
+                          default=None)
+            print(f"### {law}, S = {samples}"
+                  + (f" (fastest peer: {fastest * 1e3:.2f} ms)" if fastest else "") + "\n")
+            print("| estimator | ms per estimate | " + " | ".join(FUNCTIONS) + " |")
+            print("|---" * (len(FUNCTIONS) + 2) + "|")
+            wins = dict.fromkeys(FUNCTIONS, 0)
+            best_peer = dict.fromkeys(FUNCTIONS, math.inf)
+            scores = {}
+            for name, cells in rows.items():
+                t = statistics.median(c[2] for c in cells.values())
+                reference = fastest or t
+                shown = []
+                for kind, (bias, spread, _) in cells.items():
+                    rms = math.sqrt(bias ** 2 + spread ** 2 * t / reference)
+                    scores[(name, kind)] = rms
+                    if name in peers:
+                        best_peer[kind] = min(best_peer[kind], rms)
+                    shown.append(f"{rms:.3f} ({bias:.2f})")
+                print(f"| {name} | {t * 1e3:.2f} | " + " | ".join(shown) + " |")
+            if peers:
+                for kind in FUNCTIONS:
+                    wins[kind] = min(scores[(name, kind)] for name in LIBRARY) < best_peer[kind]
+                won = [kind for kind in FUNCTIONS if wins[kind]]
+                print(f"\nThe library's best beats the best peer on {len(won)} of "
+                      f"{len(FUNCTIONS)}: {', '.join(won) or 'none'}.\n")
+            else:
+                print()
+
+
+if __name__ == "__main__":
+    main()
