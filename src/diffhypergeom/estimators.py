@@ -40,6 +40,10 @@ unbiased estimators available here (``docs/design/index.md`` section 5). ``ESTIM
   small supports (at most ``max_support`` points, default ``MAX_EXACT_SUPPORT``).
 
 ``f`` maps counts ``[S, *batch, c]`` (in the logits' floating dtype) to ``[S, *batch]``.
+The score-function estimators take a law's ``sample_with_score`` where it has one: draws and
+the log-probability of the finer event they were drawn as (Gumbel-top-k subsets and the order
+of their items, ``laws.topk.GumbelTopK``), an unbiased score that is cheaper than the set's own
+``log_prob``.
 The Wallenius law takes every estimator (its exact marginals serve ``"reinforce-cv"``);
 ``"pathwise"`` and ``"reinforce-loo"`` also serve ``RandomPartition`` through its own
 ``rsample`` and exact ``log_prob`` (its ``f`` maps labels ``[S, *batch, N]``).
@@ -173,6 +177,18 @@ def _evaluate(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tor
     return values
 
 
+def _draw_with_score(dist: Distribution, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num_samples`` exact draws and a log-probability whose gradient is an unbiased score
+    for functions of them: the law's ``sample_with_score`` where it has one (the draws with the
+    probability of the finer event they were drawn as, e.g. the order of Gumbel-top-k), else
+    ``sample`` and ``log_prob``."""
+    with_score = getattr(dist, "sample_with_score", None)
+    if with_score is not None:
+        return with_score((num_samples,))
+    x = dist.sample((num_samples,))
+    return x, dist.log_prob(x)
+
+
 def _linear_coefficients(f: Callable[[torch.Tensor], torch.Tensor], mean: torch.Tensor
                          ) -> torch.Tensor:
     """``c = grad f`` at the point ``mean [*batch, c]`` (detached; zero where ``f`` has no
@@ -197,7 +213,7 @@ def _reinforce_linear(dist: Distribution, f: Callable[[torch.Tensor], torch.Tens
     ``mean_s a_{-s} d/dtheta (c . E[X])`` adds the second term back exactly."""
     mean = dist.mean  # with its graph: the control variate's gradient goes through it
     slope = _linear_coefficients(f, mean)
-    x = dist.sample((num_samples,))
+    x, log_prob = _draw_with_score(dist, num_samples)
     values = _evaluate(f, x)
     flat = (num_samples, -1)
     y = values.detach().to(torch.float64).reshape(flat)
@@ -213,7 +229,6 @@ def _reinforce_linear(dist: Distribution, f: Callable[[torch.Tensor], torch.Tens
                               covariance / variance.clamp_min(1e-300), 0.0)
     baseline = (others @ y - coefficient * (others @ u)) / (num_samples - 1)
     residual = (y - coefficient * u - baseline).reshape(values.shape).to(values.dtype)
-    log_prob = dist.log_prob(x)
     score_term = residual * (log_prob - log_prob.detach())
     control = coefficient.mean(0).reshape(values.shape[1:]).to(mean.dtype) \
         * (mean * slope).sum(-1)
@@ -222,11 +237,11 @@ def _reinforce_linear(dist: Distribution, f: Callable[[torch.Tensor], torch.Tens
 
 def _reinforce_loo(dist: Distribution, f: Callable[[torch.Tensor], torch.Tensor],
                    num_samples: int) -> torch.Tensor:
-    x = dist.sample((num_samples,))
+    # for the Fisher law log_prob's gradient is the exact score x - E[X]
+    x, log_prob = _draw_with_score(dist, num_samples)
     values = _evaluate(f, x)
     centred = values.detach()
     baseline = (centred.sum(0, keepdim=True) - centred) / (num_samples - 1)
-    log_prob = dist.log_prob(x)  # for the Fisher law its gradient is the exact score x - E[X]
     score_term = (centred - baseline) * (log_prob - log_prob.detach())
     return (values + score_term).mean(0).sum()
 
@@ -281,13 +296,13 @@ def _reinforce_cv(dist: UrnDistribution,
     """
     c, batch = dist.num_classes, dist.batch_shape.numel()
     mean = dist.mean.to(torch.float64).reshape(batch, c)  # first: the tables keep a gradient
-    counts = dist.sample((num_samples,))
+    counts, log_prob = _draw_with_score(dist, num_samples)
     draws = counts.to(dist.logits.dtype)
     values = _evaluate(f, draws)
     x = counts.to(torch.float64).reshape(num_samples, batch, c).transpose(0, 1)
     v = values.detach().to(torch.float64).reshape(num_samples, batch).T
     fit = _fit_control_variate(_cv_features(dist, x, mean), v)
-    log_prob = dist.log_prob(draws).to(torch.float64)
+    log_prob = log_prob.to(torch.float64)
     score = (log_prob - log_prob.detach()).reshape(num_samples, batch).T
     score_term = (fit.residual * score).mean(-1)
     control = (fit.beta * fit.kappa).sum(-1)

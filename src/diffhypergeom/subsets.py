@@ -15,11 +15,9 @@ probability.
 
 from __future__ import annotations
 
-import torch
-
-from diffhypergeom.laws.checks import TensorLike, as_float_tensor
+from diffhypergeom.laws.checks import TensorLike
 from diffhypergeom.laws.ksubset import KSubset
-from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
+from diffhypergeom.laws.topk import GumbelTopK
 
 __all__ = ["gumbel_top_k", "k_subset"]
 
@@ -62,11 +60,13 @@ def k_subset(logits: TensorLike, k: TensorLike, engine: str = "auto",
 
 
 def gumbel_top_k(logits: TensorLike, k: TensorLike, validate_args: bool | None = None
-                 ) -> MultivariateWalleniusNCHypergeometric:
+                 ) -> GumbelTopK:
     """The law of Gumbel-top-k sets over ``N`` items (``topk(logits + Gumbel noise, k)``, i.e.
     ``k`` items drawn one at a time without replacement, each with probability proportional to
-    ``exp(logits)``) as the multivariate Wallenius law with ``population = ones(N)``: exact
-    ``log_prob`` of ``k``-hot masks, exact inclusion probabilities ``mean``, exact draws.
+    ``exp(logits)``): a ``GumbelTopK`` (``diffhypergeom.laws.topk``), the multivariate
+    Wallenius law with ``population = ones(N)``: exact ``log_prob`` of ``k``-hot masks, exact
+    inclusion probabilities ``mean``, exact draws by ``topk``, and ``sample_with_score`` (the
+    draws with the log-probability of their order, which the score-function estimators use).
 
     Example:
         >>> import torch
@@ -75,14 +75,4 @@ def gumbel_top_k(logits: TensorLike, k: TensorLike, validate_args: bool | None =
         >>> round(float(d.log_prob(torch.tensor([0, 0, 1, 1])).exp()), 4)
         0.3714
     """
-    logits, population = _one_ball_each(logits)
-    return MultivariateWalleniusNCHypergeometric(population, k, logits=logits,
-                                                 validate_args=validate_args)
-
-
-def _one_ball_each(logits: TensorLike) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-item ``logits [..., N]`` checked, and the urn ``ones(N)`` of one ball per item."""
-    logits = as_float_tensor(logits, "logits")
-    if logits.dim() == 0:
-        raise ValueError("logits must have an item dimension: shape [..., N]")
-    return logits, torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
+    return GumbelTopK(logits, k, validate_args=validate_args)

@@ -3,6 +3,7 @@
 - ``fisher``: ``MultivariateFisherNCHypergeometric`` (balls drawn together);
 - ``ksubset``: ``KSubset``, the Fisher law with one ball per item (k-subsets);
 - ``wallenius``: ``MultivariateWalleniusNCHypergeometric`` (balls drawn one at a time);
+- ``topk``: ``GumbelTopK``, the Wallenius law with one ball per item (Gumbel-top-k subsets);
 - ``merged``: ``MergedFisherNCHypergeometric`` (the paper's sampler, a baseline);
 - ``relaxed``: ``RelaxedMultivariateFisherNCHypergeometric`` (Gumbel-softmax soft counts);
 - ``partition``: ``RandomPartition`` (DRPM, exact probability);
@@ -14,9 +15,11 @@ from diffhypergeom.laws.ksubset import KSubset
 from diffhypergeom.laws.merged import MergedFisherNCHypergeometric
 from diffhypergeom.laws.partition import RandomPartition
 from diffhypergeom.laws.relaxed import RelaxedMultivariateFisherNCHypergeometric
+from diffhypergeom.laws.topk import GumbelTopK
 from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
 
 __all__ = [
+    "GumbelTopK",
     "KSubset",
     "MergedFisherNCHypergeometric",
     "MultivariateFisherNCHypergeometric",
