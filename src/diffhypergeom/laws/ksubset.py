@@ -7,8 +7,7 @@ subsets of size ``k``. Every member of ``MultivariateFisherNCHypergeometric`` wo
 ones a gradient estimate calls each step are computed in a few batched tensor operations:
 
 - ``sample``: exact draws by rejection from tilted Bernoulli proposals (one in about ``2.5
-  sigma`` is kept, ``sigma^2 = sum_i p_i (1 - p_i)``); where a draw would cost more than
-  ``bernoulli.REJECTION_WORK`` proposal elements, the log-depth tree of the Fisher law;
+  sigma`` is kept, ``sigma^2 = sum_i p_i (1 - p_i)``);
 - ``log_normalizer``, ``log_prob``: ``log e_k(w)`` from the tilted sum's characteristic function
   (``O(N L)``, ``L <= N + 1`` points), differentiable twice;
 - ``mean`` (the inclusion probabilities ``P(i in S)``, the gradient of ``log e_k``),
@@ -16,9 +15,11 @@ ones a gradient estimate calls each step are computed in a few batched tensor op
 - ``rsample``: with the default gradient, these draws carrying the gradient of the exact
   inclusion probabilities (a Hessian-vector product of ``log e_k``).
 
-The engine is chosen only when another member needs it. Logits that are not finite, a forced
-``engine=``, ``torch.func`` transforms, or a batch whose transform would exceed
-``bernoulli.MAX_TRANSFORM`` elements take the Fisher law's own members.
+The engine is chosen only when another member needs it. Urns where a draw by rejection would
+cost more than ``bernoulli.REJECTION_WORK`` proposal elements (about ``N = 1,000`` items and
+``k = 50``: there the log-depth tree draws, and its root gives the mean, for the same cost),
+logits that are not finite, a forced ``engine=``, ``torch.func`` transforms, or a batch whose
+transform would exceed ``bernoulli.MAX_TRANSFORM`` elements take the Fisher law's own members.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class KSubset(MultivariateFisherNCHypergeometric):
                       and bool(torch.isfinite(theta).all()))
             if usable:
                 tau = bernoulli.tilt(theta, k)
+                usable = bernoulli.rejection_pays(theta, tau)
+            if usable:
                 length = bernoulli.transform_length(theta, k, tau)
                 usable = theta.numel() * length <= bernoulli.MAX_TRANSFORM
             if usable:

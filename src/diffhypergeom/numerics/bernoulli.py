@@ -25,7 +25,8 @@ from diffhypergeom.numerics.fft import budget, solve_saddle, tail_halfwidth
 
 __all__ = [
     "EXACT_LENGTH", "MAX_PROPOSALS", "MAX_TRANSFORM", "NEWTON_STEPS", "REJECTION_WORK",
-    "log_normalizer", "log_sum_probability", "proposals", "sample", "tilt", "transform_length",
+    "log_normalizer", "log_sum_probability", "proposals", "rejection_pays", "sample", "tilt",
+    "transform_length",
 ]
 
 # Largest proposal tensor (vectors x urns x items) that ``sample`` draws in one round.
@@ -147,6 +148,18 @@ def _steps(length: int, device: torch.device) -> torch.Tensor:
     one, over ``p``."""
     angles = 2 * math.pi * torch.arange(length, dtype=torch.float64, device=device) / length
     return torch.polar(torch.ones_like(angles), angles) - 1
+
+
+def rejection_pays(theta: torch.Tensor, tau: torch.Tensor) -> bool:
+    """Whether a draw by rejection costs at most ``REJECTION_WORK`` proposal elements in every
+    urn of ``theta [B, N]``, by the normal approximation ``P(sum = k) ≈ 1 / (sqrt(2 pi)
+    sigma)`` at the tilt ``tau`` (before any transform is computed)."""
+    if theta.numel() == 0:
+        return True
+    with torch.no_grad():
+        p = torch.sigmoid(theta.detach().to(torch.float64) + tau.unsqueeze(-1))
+        sigma = float((p * (1 - p)).sum(-1).max().sqrt())
+    return theta.shape[-1] * max(1.0, math.sqrt(2 * math.pi) * sigma) <= REJECTION_WORK
 
 
 def proposals(log_p_k: torch.Tensor, num_samples: int, num_items: int) -> int | None:
