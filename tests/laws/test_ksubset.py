@@ -99,6 +99,8 @@ def test_what_the_fast_members_cannot_serve_goes_to_the_fisher_law():
     # a draw costing more than REJECTION_WORK proposal elements: the Fisher law's members
     many = KSubset(torch.zeros(1_000, dtype=F64), 500)
     assert many._bernoulli() is None
+    offset, log_probs = many.log_marginals()  # from the tree's inclusion probabilities
+    torch.testing.assert_close(log_probs.exp(), torch.full((1_000, 2), 0.5, dtype=F64))
     assert torch.equal(many.sample((64,)).sum(-1), torch.full((64,), 500.0, dtype=F64))
 
 

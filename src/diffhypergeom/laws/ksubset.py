@@ -178,21 +178,28 @@ class KSubset(MultivariateFisherNCHypergeometric):
     @property
     def variance(self) -> torch.Tensor:
         """``P(i in S) P(i not in S)``, ``[..., N]``: each item's indicator is a Bernoulli
-        variable."""
+        variable (from the tree's inclusion probabilities where the Fisher law's members
+        serve)."""
         if self._bernoulli() is None:
-            return super().variance
+            inside = self.mean
+            return inside * (1 - inside)
         inside, outside = self._inclusion_and_exclusion()
         return self.sharing.unflatten(inside * outside, (self.num_classes,)
                                       ).to(self.logits.dtype)
 
     def log_marginals(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every item's marginal at once: ``(offset [..., N], log_probs [..., N, 2])`` with
-        ``offset = 0`` and ``log_probs = [log P(i not in S), log P(i in S)]``."""
+        ``offset = 0`` and ``log_probs = [log P(i not in S), log P(i in S)]``. Where the Fisher
+        law's members serve (module docstring), from its inclusion probabilities ``mu`` (the
+        tree's) as ``[1 - mu, mu]``, exact to rounding in absolute terms, instead of its
+        marginals one class at a time."""
         if self._bernoulli() is None:
-            return super().log_marginals()
-        inside, outside = self._inclusion_and_exclusion()
-        probs = self.sharing.unflatten(torch.stack([outside, inside], -1),
-                                       (self.num_classes, 2)).to(self.logits.dtype)
+            inside = self.mean
+            probs = torch.stack([1 - inside, inside], -1).clamp(0, 1)
+        else:
+            inside, outside = self._inclusion_and_exclusion()
+            probs = self.sharing.unflatten(torch.stack([outside, inside], -1),
+                                           (self.num_classes, 2)).to(self.logits.dtype)
         log_probs = torch.where(probs > 0, probs.clamp_min(torch.finfo(probs.dtype).tiny).log(),
                                 NEG_INF)
         offset = torch.zeros(probs.shape[:-1], dtype=torch.int64, device=probs.device)
