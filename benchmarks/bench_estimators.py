@@ -38,7 +38,7 @@ from diffhypergeom.estimators import surrogate_loss
 from diffhypergeom.subsets import gumbel_top_k, k_subset
 
 FUNCTIONS = ("linear", "quadratic", "max", "threshold")
-LIBRARY = ("reinforce-loo", "reinforce-cv", "reinforce-linear", "pathwise")
+LIBRARY = ("reinforce-loo", "reinforce-cv", "reinforce-linear", "pathwise", "delta")
 PEERS = ("SIMPLE", "SFESS", "SFESS-cv", "I-MLE", "ST-Gumbel")
 LAWS = {"conditional Poisson (k_subset)": k_subset, "Wallenius (gumbel_top_k)": gumbel_top_k}
 

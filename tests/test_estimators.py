@@ -326,3 +326,24 @@ def test_the_gumbel_top_k_check_rejects_a_scaled_order_score():
             return x, 0.7 * log_order + 0.3 * log_order.detach()
 
     assert not _topk_agrees(SUBSET_FUNCTIONS["threshold"], "reinforce-loo", law=Scaled)
+
+
+def test_the_delta_method_is_exact_for_quadratic_f():
+    """The second-order expansion is E[f] itself for a quadratic f: its gradient is exact (on
+    the Fisher urn and on k-subsets), with no draws."""
+    f = FUNCTIONS["quadratic"]
+    np.testing.assert_allclose(_gradient("delta", f, 1), _exact_gradient(f), rtol=1e-9,
+                               atol=1e-11)
+    mixed = lambda x: (x @ torch.tensor([1.0, -2.0, 0.5], dtype=x.dtype)).square()  # noqa: E731
+    np.testing.assert_allclose(_gradient("delta", mixed, 1), _exact_gradient(mixed),
+                               rtol=1e-9, atol=1e-11)
+    quadratic = lambda z: (z @ torch.linspace(-1.0, 2.0, 7, dtype=z.dtype)).square()  # noqa: E731
+    grads, exact = _subset_gradients(quadratic, 1, "delta")
+    np.testing.assert_allclose(grads[0], exact, rtol=1e-9, atol=1e-11)
+
+
+def test_the_delta_method_is_biased_beyond_quadratics():
+    """Its bias on a cubic is that of the third term: it does not vanish (what the docstring
+    says), against the exact gradient."""
+    cubic = lambda x: (x[..., 1] - 2.0) ** 3  # noqa: E731
+    assert not np.allclose(_gradient("delta", cubic, 1), _exact_gradient(cubic), rtol=1e-3)

@@ -21,6 +21,12 @@ unbiased estimators available here (``docs/design/index.md`` section 5). ``ESTIM
 - ``"pathwise"``: ``rsample`` with the library's defaults (exact draws carrying the gradient of
   the exact mean; ``rsample``'s keywords pass through): low spread, exact for linear ``f``,
   biased for curved ones and blind to steps (``diffhypergeom gradients`` measures how much);
+- ``"delta"``: no draws: the gradient of the second-order delta method, ``E[f(X)] ≈ f(mu) +
+  tr(H_f(mu) Cov(X)) / 2`` with the exact mean and covariance (``f`` twice differentiable; its
+  Hessian by ``c`` double-backward passes). Exact for quadratic ``f`` (then the expansion is
+  ``E[f]`` itself), no spread; its bias elsewhere is that of the third and higher terms, and it
+  sees no step (a hard threshold has a zero Hessian and gradient almost everywhere);
+  ``num_samples`` is not used;
 - ``"reinforce-loo"``: exact draws and the exact score, ``(f(x_s) - b_s) (x_s - E[X])`` with the
   leave-one-out baseline ``b_s`` = mean of ``f`` over the other samples (Kool et al. 2019):
   unbiased for any ``f``, step functions included; needs ``num_samples >= 2``;
@@ -67,10 +73,11 @@ __all__ = [
     "surrogate_loss",
 ]
 
-ESTIMATORS = ("pathwise", "reinforce-loo", "reinforce-cv", "reinforce-linear", "exact")
+ESTIMATORS = ("pathwise", "delta", "reinforce-loo", "reinforce-cv", "reinforce-linear", "exact")
 # what each estimator needs of the law: its members (checked before any work)
 NEEDS = {
     "pathwise": ("rsample",),
+    "delta": ("mean", "covariance_matrix"),
     "reinforce-loo": ("sample", "log_prob"),
     "reinforce-cv": ("sample", "log_prob", "mean", "variance", "log_marginals"),
     "reinforce-linear": ("sample", "log_prob", "mean"),
@@ -158,6 +165,8 @@ def surrogate_loss(dist: Distribution,
     if estimator == "pathwise":
         values = _evaluate(f, dist.rsample((num_samples,), **rsample_kwargs))
         return values.mean(0).sum()
+    if estimator == "delta":
+        return _delta(dist, f)
     if estimator in ("reinforce-loo", "reinforce-cv", "reinforce-linear"):
         if num_samples < 2:
             raise ValueError(f"estimator={estimator!r} needs num_samples >= 2 (each draw's "
@@ -175,6 +184,28 @@ def _evaluate(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tor
         raise ValueError(f"f must map counts {tuple(x.shape)} to values {tuple(expected)} "
                          f"(one per draw and urn), got {tuple(values.shape)}")
     return values
+
+
+def _delta(dist: Distribution, f: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``sum_b [f(mu) + tr(H_f(mu) Cov(X)) / 2]``, differentiable through the exact ``mu`` and
+    ``Cov(X)`` (and through ``H_f``'s dependence on ``mu``)."""
+    mean = dist.mean
+    covariance = dist.covariance_matrix
+    point = mean.unsqueeze(0)
+    with torch.enable_grad():
+        value = _evaluate(f, point)[0]
+        if not value.requires_grad:
+            return value.sum()
+        (slope,) = torch.autograd.grad(value.sum(), point, create_graph=True, allow_unused=True)
+        if slope is None or not slope.requires_grad:
+            return value.sum()
+        rows = []
+        for j in range(mean.shape[-1]):
+            (row,) = torch.autograd.grad(slope[..., j].sum(), point, create_graph=True,
+                                         allow_unused=True)
+            rows.append(torch.zeros_like(point) if row is None else row)
+        hessian = torch.stack(rows, -2)[0]                                   # [*batch, c, c]
+    return (value + 0.5 * (hessian * covariance).sum((-2, -1))).sum()
 
 
 def _draw_with_score(dist: Distribution, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
