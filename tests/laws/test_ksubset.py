@@ -133,3 +133,18 @@ def test_gumbel_top_k_draws_follow_the_wallenius_law():
                            for j in range(3)) for o in itertools.permutations([1, 3, 4]))
     torch.testing.assert_close(float(orders), float(probs[(masks == torch.tensor(
         [0.0, 1.0, 0.0, 1.0, 1.0, 0.0], dtype=F64)).all(-1)]), rtol=1e-10, atol=0)
+
+
+def test_covariance_matches_enumeration_and_carries_its_gradient():
+    logits = torch.tensor([0.3, -1.0, 0.8, 0.0, 1.5, -0.2], dtype=F64, requires_grad=True)
+    masks, probs, mean = _brute(logits.detach(), 3)
+    centred = masks - mean
+    exact = (probs.unsqueeze(-1) * centred).T @ centred
+    fast = KSubset(logits, 3).covariance_matrix
+    torch.testing.assert_close(fast, exact, rtol=1e-10, atol=1e-12)
+    probe = torch.randn(6, dtype=F64, generator=torch.Generator().manual_seed(3))
+    (grad,) = torch.autograd.grad(probe @ fast @ probe, logits)
+    reference = MFNCH(torch.ones(6, dtype=torch.int64), 3, logits=logits).covariance_matrix
+    (expected,) = torch.autograd.grad(probe @ reference @ probe, logits)
+    torch.testing.assert_close(grad, expected, rtol=1e-9, atol=1e-11)
+

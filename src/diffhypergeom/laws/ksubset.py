@@ -187,6 +187,28 @@ class KSubset(MultivariateFisherNCHypergeometric):
         return self.sharing.unflatten(inside * outside, (self.num_classes,)
                                       ).to(self.logits.dtype)
 
+    @property
+    def covariance_matrix(self) -> torch.Tensor:
+        """Exact ``Cov(X)``, ``[..., N, N]``: the Jacobian of the inclusion probabilities, one
+        batched backward pass (differentiable when the logits require grad)."""
+        tilted = self._bernoulli()
+        if tilted is None:
+            return super().covariance_matrix
+        theta, k, tau, length, _ = tilted
+        differentiable = torch.is_grad_enabled() and theta.requires_grad
+        items = self.num_classes
+        with torch.enable_grad():
+            point = theta if differentiable else theta.detach().requires_grad_()
+            log_p_k = bernoulli.log_sum_probability(point, k, tau, length)
+            (slope,) = torch.autograd.grad(log_p_k.sum(), point, create_graph=True)
+            mean = torch.sigmoid(point + tau.unsqueeze(-1)) + slope
+            basis = torch.eye(items, dtype=mean.dtype, device=mean.device)
+            basis = basis.unsqueeze(1).expand(items, *mean.shape)
+            (rows,) = torch.autograd.grad(mean, point, basis, is_grads_batched=True,
+                                          create_graph=differentiable)
+        covariance = rows.movedim(0, -2)                                         # [B, N, N]
+        return self.sharing.unflatten(covariance, (items, items)).to(self.logits.dtype)
+
     def log_marginals(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every item's marginal at once: ``(offset [..., N], log_probs [..., N, 2])`` with
         ``offset = 0`` and ``log_probs = [log P(i not in S), log P(i in S)]``. Where the Fisher
