@@ -20,6 +20,7 @@ import functools
 import math
 
 import torch
+import torch.nn.functional as F
 
 from diffhypergeom.numerics.fft import budget, solve_saddle, tail_halfwidth
 
@@ -112,7 +113,8 @@ def log_normalizer(theta: torch.Tensor, k: torch.Tensor, tau: torch.Tensor | Non
         tau = tilt(theta, k)
     z = theta + tau.unsqueeze(-1)
     log_p_k = log_sum_probability(theta, k, tau, length)
-    value = torch.nn.functional.softplus(z).sum(-1) - k.to(torch.float64) * tau + log_p_k
+    # -logsigmoid(-z) = log(1 + e^z) to the last bit (F.softplus returns z itself above 20)
+    value = -F.logsigmoid(-z).sum(-1) - k.to(torch.float64) * tau + log_p_k
     if return_log_p_k:
         return value, log_p_k.detach()
     return value
@@ -170,7 +172,7 @@ def proposals(log_p_k: torch.Tensor, num_samples: int, num_items: int) -> int | 
     ``REJECTION_WORK`` proposal elements."""
     if log_p_k.numel() == 0:
         return 1
-    accept = float(log_p_k.min().exp())
+    accept = min(1.0, float(log_p_k.min().exp()))
     if accept <= 0 or num_items / accept > REJECTION_WORK:
         return None
     need = num_samples / accept
