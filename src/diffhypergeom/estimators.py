@@ -132,7 +132,8 @@ def surrogate_loss(dist: Distribution,
     logits, and any parameters inside ``f``).
 
     Its value is the sample mean of ``f`` summed over the batch (the exact ``E[f]`` for
-    ``"exact"``, where ``num_samples`` is not used).
+    ``"exact"``, and its second-order expansion for ``"delta"``; neither uses
+    ``num_samples``).
 
     Args:
         dist: the distribution (any batch shape). Each estimator names what it needs of it in
