@@ -50,6 +50,11 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
             ``diffhypergeom.numerics.engines``); ``"logspace"``: exact tables, ``O(n * N)`` time and
             memory; ``"fft"``: tilted binomials, ``O(c * sigma)``, accurate to ~1e-14. Every
             member works with both.
+        gradient: the pathwise gradient ``rsample(sample_shape)`` gives: ``"mean"``
+            (default), ``"gumbel"`` or ``"gumbel-rao"`` (``rsample`` describes each;
+            ``diffhypergeom.laws.gradients``).
+        temperature, permute, couple_rows, rao_samples: that gradient's options (``None``: its
+            default); an option the chosen gradient does not use is a ``ValueError``.
         max_support: the most points ``enumerate_support`` lists (default
             ``diffhypergeom.numerics.support.MAX_ENUMERATE_SUPPORT``).
         validate_args: as in ``torch.distributions``; when on, ``log_prob`` raises for values

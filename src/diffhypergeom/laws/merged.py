@@ -44,8 +44,9 @@ class MergedFisherNCHypergeometric(FisherEngineLaw):
     """The paper's merged sequential law over class counts (see the module docstring).
 
     Args: as ``MultivariateFisherNCHypergeometric`` (``population [..., c]``, ``draws``,
-    ``logits`` or ``weights [..., c]``, ``engine``, ``max_support``, ``validate_args``). The
-    class order is the order of the last dimension.
+    ``logits`` or ``weights [..., c]``, ``engine``, ``max_support``, ``validate_args``), and
+    ``gradient`` (``"gumbel"``, the default, or ``"gumbel-rao"``) with ``temperature``,
+    ``couple_rows`` and ``rao_samples``. The class order is the order of the last dimension.
 
     Members:
         - ``sample``: exact draws of this law (floating counts);
