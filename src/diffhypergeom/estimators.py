@@ -65,7 +65,7 @@ import torch
 from torch.distributions import Distribution
 
 from diffhypergeom.laws.base import UrnDistribution
-from diffhypergeom.numerics.base import Window
+from diffhypergeom.numerics.base import Window, jacobian
 from diffhypergeom.numerics.support import support_points, support_size
 
 __all__ = [
@@ -200,31 +200,8 @@ def _delta(dist: Distribution, f: Callable[[torch.Tensor], torch.Tensor]) -> tor
         (slope,) = torch.autograd.grad(value.sum(), point, create_graph=True, allow_unused=True)
         if slope is None or not slope.requires_grad:
             return value.sum()
-        hessian = _hessian_rows(slope, point)[0]                             # [*batch, c, c]
+        hessian = jacobian(slope, point, create_graph=True)[0]              # [*batch, c, c]
     return (value + 0.5 * (hessian * covariance).sum((-2, -1))).sum()
-
-
-def _hessian_rows(slope: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
-    """``[..., c, c]``: the Jacobian of ``slope [..., c]`` in ``point``, with its graph: one
-    batched backward pass (``is_grads_batched``), or one pass per class where ``f``'s backward
-    does not batch."""
-    classes = point.shape[-1]
-    basis = torch.eye(classes, dtype=slope.dtype, device=slope.device)
-    basis = basis.view((classes,) + (1,) * (slope.dim() - 1) + (classes,)).expand(
-        (classes,) + slope.shape)
-    try:
-        (rows,) = torch.autograd.grad(slope, point, basis, is_grads_batched=True,
-                                      create_graph=True, allow_unused=True)
-        if rows is not None:
-            return rows.movedim(0, -2)
-    except RuntimeError:
-        pass
-    found = []
-    for j in range(classes):
-        (row,) = torch.autograd.grad(slope[..., j].sum(), point, create_graph=True,
-                                     allow_unused=True)
-        found.append(torch.zeros_like(point) if row is None else row)
-    return torch.stack(found, -2)
 
 
 def _draw_with_score(dist: Distribution, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:

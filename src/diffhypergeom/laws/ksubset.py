@@ -31,7 +31,7 @@ from diffhypergeom.laws.checks import TensorLike, as_count_tensor, as_float_tens
 from diffhypergeom.laws.engine_law import eager
 from diffhypergeom.laws.fisher import MultivariateFisherNCHypergeometric
 from diffhypergeom.numerics import bernoulli
-from diffhypergeom.numerics.base import readable
+from diffhypergeom.numerics.base import jacobian, readable
 from diffhypergeom.numerics.special import NEG_INF, log_binomial
 
 __all__ = ["KSubset"]
@@ -157,10 +157,7 @@ class KSubset(MultivariateFisherNCHypergeometric):
             return cached
         with torch.enable_grad():
             point = theta if recording else theta.detach().requires_grad_()
-            log_p_k = bernoulli.log_sum_probability(point, k, tau, length)
-            (slope,) = torch.autograd.grad(log_p_k.sum(), point, create_graph=recording)
-            z = point + tau.unsqueeze(-1)
-            found = (torch.sigmoid(z) + slope, torch.sigmoid(-z) - slope)
+            found = bernoulli.inclusion(point, k, tau, length, create_graph=recording)
         if not recording:
             found = tuple(t.detach() for t in found)
             self._inclusion = found
@@ -199,14 +196,8 @@ class KSubset(MultivariateFisherNCHypergeometric):
         items = self.num_classes
         with torch.enable_grad():
             point = theta if differentiable else theta.detach().requires_grad_()
-            log_p_k = bernoulli.log_sum_probability(point, k, tau, length)
-            (slope,) = torch.autograd.grad(log_p_k.sum(), point, create_graph=True)
-            mean = torch.sigmoid(point + tau.unsqueeze(-1)) + slope
-            basis = torch.eye(items, dtype=mean.dtype, device=mean.device)
-            basis = basis.unsqueeze(1).expand(items, *mean.shape)
-            (rows,) = torch.autograd.grad(mean, point, basis, is_grads_batched=True,
-                                          create_graph=differentiable)
-        covariance = rows.movedim(0, -2)                                         # [B, N, N]
+            mean, _ = bernoulli.inclusion(point, k, tau, length, create_graph=True)
+            covariance = jacobian(mean, point, create_graph=differentiable)      # [B, N, N]
         return self.sharing.unflatten(covariance, (items, items)).to(self.logits.dtype)
 
     def log_marginals(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,7 +35,7 @@ from diffhypergeom.numerics.special import NEG_INF
 
 __all__ = [
     "CHECKPOINT_ELEMENTS", "Canonical", "Engine", "Normalizer", "Window", "canonical_counts",
-    "checkpoint_if_large", "distinct", "readable",
+    "checkpoint_if_large", "distinct", "jacobian", "readable",
 ]
 
 # (population [B, c], draws [B], theta [B, c]) -> A [B]: the user's urns' log-normalisers,
@@ -87,6 +87,40 @@ class Canonical(NamedTuple):
     population: torch.Tensor
     draws: torch.Tensor
     flip: torch.Tensor
+
+
+def jacobian(output: torch.Tensor, point: torch.Tensor, create_graph: bool = False
+             ) -> torch.Tensor:
+    """``[..., c, c]``: ``d output[..., i] / d point[..., j]`` for ``output`` and ``point`` of one
+    shape ``[..., c]`` (each batch entry's output depending on its own point), in one batched
+    backward pass (``is_grads_batched``), or one pass per ``i`` where the graph does not batch;
+    zero where ``output`` does not depend on ``point``.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.numerics.base import jacobian
+        >>> point = torch.tensor([[1.0, 2.0]], requires_grad=True)
+        >>> jacobian(point.square() * point.flip(-1), point)  # [x^2 y, y^2 x]
+        tensor([[[4., 1.],
+                 [4., 4.]]])
+    """
+    classes = point.shape[-1]
+    basis = torch.eye(classes, dtype=output.dtype, device=output.device)
+    basis = basis.view((classes,) + (1,) * (output.dim() - 1) + (classes,)).expand(
+        (classes,) + output.shape)
+    try:
+        (rows,) = torch.autograd.grad(output, point, basis, is_grads_batched=True,
+                                      create_graph=create_graph, allow_unused=True)
+        if rows is not None:
+            return rows.movedim(0, -2)
+    except RuntimeError:
+        pass
+    found = []
+    for i in range(classes):
+        (row,) = torch.autograd.grad(output[..., i].sum(), point, create_graph=create_graph,
+                                     retain_graph=True, allow_unused=True)
+        found.append(torch.zeros_like(point) if row is None else row)
+    return torch.stack(found, -2)
 
 
 def canonical_counts(population: torch.Tensor, draws: torch.Tensor, theta: torch.Tensor,

@@ -26,8 +26,8 @@ from diffhypergeom.numerics.fft import budget, solve_saddle, tail_halfwidth
 
 __all__ = [
     "EXACT_LENGTH", "MAX_PROPOSALS", "MAX_TRANSFORM", "NEWTON_STEPS", "REJECTION_WORK",
-    "log_normalizer", "log_sum_probability", "proposals", "rejection_pays", "sample", "tilt",
-    "transform_length",
+    "inclusion", "log_normalizer", "log_sum_probability", "proposals", "rejection_pays", "sample",
+    "tilt", "transform_length",
 ]
 
 # Largest proposal tensor (vectors x urns x items) that ``sample`` draws in one round.
@@ -162,6 +162,31 @@ def rejection_pays(theta: torch.Tensor, tau: torch.Tensor) -> bool:
         p = torch.sigmoid(theta.detach().to(torch.float64) + tau.unsqueeze(-1))
         sigma = float((p * (1 - p)).sum(-1).max().sqrt())
     return theta.shape[-1] * max(1.0, math.sqrt(2 * math.pi) * sigma) <= REJECTION_WORK
+
+
+def inclusion(theta: torch.Tensor, k: torch.Tensor, tau: torch.Tensor, length: int | None = None,
+              create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``P(i in S)`` and ``P(i not in S)``, ``[B, N]``, each without cancellation: ``sigmoid(z) +
+    c`` and ``sigmoid(-z) - c`` with ``z = theta + tau`` and ``c`` the gradient of
+    ``log_sum_probability`` in ``theta`` (which must require grad); with ``create_graph`` both
+    keep a graph to ``theta`` (their backward passes are Hessian-vector products of
+    ``log e_k``).
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.numerics.bernoulli import inclusion, tilt
+        >>> w = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=torch.float64)
+        >>> theta, k = w.log().requires_grad_(), torch.tensor([2])
+        >>> inside, outside = inclusion(theta, k, tilt(theta, k))
+        >>> [round(35 * v, 10) for v in inside[0].tolist()]  # w_i e_1(w without i)
+        [9.0, 16.0, 21.0, 24.0]
+        >>> [round(v, 12) for v in (inside + outside)[0].tolist()]
+        [1.0, 1.0, 1.0, 1.0]
+    """
+    (slope,) = torch.autograd.grad(log_sum_probability(theta, k, tau, length).sum(), theta,
+                                   create_graph=create_graph)
+    z = theta + tau.unsqueeze(-1)
+    return torch.sigmoid(z) + slope, torch.sigmoid(-z) - slope
 
 
 def proposals(log_p_k: torch.Tensor, num_samples: int, num_items: int) -> int | None:
