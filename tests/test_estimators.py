@@ -347,3 +347,14 @@ def test_the_delta_method_is_biased_beyond_quadratics():
     says), against the exact gradient."""
     cubic = lambda x: (x[..., 1] - 2.0) ** 3  # noqa: E731
     assert not np.allclose(_gradient("delta", cubic, 1), _exact_gradient(cubic), rtol=1e-3)
+
+
+def test_the_delta_value_is_the_expansion_with_fixed_logits_too():
+    """With logits that do not require grad (f's own parameters may), the value is still
+    f(mu) + tr(H_f Cov) / 2, which is E[f] for a quadratic f."""
+    f = FUNCTIONS["quadratic"]
+    ref = moments(POP, DRAWS, WEIGHTS)
+    expected = float(ref["p"] @ f(torch.tensor(ref["points"], dtype=torch.float64)).numpy())
+    dist = MFNCH(torch.tensor(POP), DRAWS, weights=torch.tensor(WEIGHTS, dtype=torch.float64))
+    assert math.isclose(float(surrogate_loss(dist, f, estimator="delta").detach()), expected,
+                        rel_tol=1e-10)

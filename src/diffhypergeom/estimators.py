@@ -194,6 +194,8 @@ def _delta(dist: Distribution, f: Callable[[torch.Tensor], torch.Tensor]) -> tor
     covariance = dist.covariance_matrix
     point = mean.unsqueeze(0)
     with torch.enable_grad():
+        if not point.requires_grad:  # f's Hessian is wanted even where the logits are fixed
+            point = point.detach().requires_grad_()
         value = _evaluate(f, point)[0]
         if not value.requires_grad:
             return value.sum()
