@@ -49,8 +49,9 @@ __all__ = [
 REPR_ENTRIES = 12
 # Largest dense marginal (counts x urns) that ``marginal`` and ``log_marginal`` build.
 MAX_DENSE = 1 << 26
-# what a copy (``expand``, a class permutation) must not inherit: it is computed per urn
-CACHES = ("_urn_cache", "_order_cache", "_sharing", "_tilted", "_inclusion", "_normalizer")
+# what a copy (``expand``, a class permutation) of an urn law must not inherit: it is computed
+# per urn (``UrnDistribution.caches``; a subclass adds its own)
+CACHES = ("_sharing",)
 
 
 class UrnSupport(constraints.Constraint):
@@ -138,6 +139,8 @@ class UrnDistribution(Distribution):
         "logits": constraints.real_vector,
     }
     has_enumerate_support = True
+    # attributes computed per urn, which a copy recomputes (``_copy_with``)
+    caches: tuple[str, ...] = CACHES
 
     def __init__(
         self,
@@ -225,7 +228,7 @@ class UrnDistribution(Distribution):
         attribute of this one but the per-urn caches."""
         new = _instance if _instance is not None else type(self).__new__(type(self))
         new.__dict__.update({k: v for k, v in self.__dict__.items()
-                             if k not in CACHES and k not in new.__dict__})
+                             if k not in self.caches and k not in new.__dict__})
         new.population, new.draws, new.logits = population, draws, logits
         new._weights = weights
         Distribution.__init__(new, draws.shape, self.event_shape, validate_args=False)

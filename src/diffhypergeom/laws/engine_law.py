@@ -73,6 +73,7 @@ class FisherEngineLaw(UrnDistribution):
     # choose the engine in the constructor (a law with its own fast paths may defer it to the
     # first member that needs it)
     engine_at_construction = True
+    caches = UrnDistribution.caches + ("_urn_cache", "_order_cache")
 
     def __init__(self, population: TensorLike, draws: TensorLike,
                  logits: TensorLike | None = None, weights: TensorLike | None = None, *,

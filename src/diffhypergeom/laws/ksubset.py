@@ -60,6 +60,7 @@ class KSubset(MultivariateFisherNCHypergeometric):
     """
 
     engine_at_construction = False
+    caches = MultivariateFisherNCHypergeometric.caches + ("_tilted", "_inclusion", "_normalizer")
 
     def __init__(self, logits: TensorLike, k: TensorLike, *, engine: str = "auto",
                  gradient: str = "mean", temperature: float | torch.Tensor | None = None,
