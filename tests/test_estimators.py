@@ -4,13 +4,12 @@ the same test rejects the fixed-order Gumbel straight-through estimator (biased 
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
-from enumeration import moments
+from enumeration import moments, support
 
 from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
 from diffhypergeom.estimators import ESTIMATORS, surrogate_loss
@@ -248,8 +247,7 @@ def _subset_gradients(f, replicates: int, estimator: str, law=None, num_samples:
     logits = base.expand(replicates, -1).clone().requires_grad_()
     loss = surrogate_loss(law(logits, 3), f, num_samples=num_samples, estimator=estimator)
     (grads,) = torch.autograd.grad(loss, logits)
-    masks = torch.tensor([[1.0 if i in chosen else 0.0 for i in range(7)]
-                          for chosen in itertools.combinations(range(7), 3)], dtype=torch.float64)
+    masks = torch.as_tensor(support([1] * 7, 3), dtype=torch.float64)
     point = base.clone().requires_grad_()
     probs = KSubset(point, 3).log_prob(masks).exp()
     (exact,) = torch.autograd.grad((probs * f(masks)).sum(), point)
@@ -288,8 +286,7 @@ def test_the_k_subset_check_rejects_a_scaled_score_term():
 def _topk_exact(f) -> np.ndarray:
     from diffhypergeom.subsets import gumbel_top_k
 
-    masks = torch.tensor([[1.0 if i in chosen else 0.0 for i in range(7)]
-                          for chosen in itertools.combinations(range(7), 3)], dtype=torch.float64)
+    masks = torch.as_tensor(support([1] * 7, 3), dtype=torch.float64)
     point = torch.tensor(SUBSET_LOGITS, dtype=torch.float64, requires_grad=True)
     probs = gumbel_top_k(point, 3).log_prob(masks).exp()
     (exact,) = torch.autograd.grad((probs * f(masks)).sum(), point)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from enumeration import support
 from goodness_of_fit import chisquare_pvalue
 
 from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
@@ -17,9 +18,8 @@ F64 = torch.float64
 
 
 def _subsets(n: int, k: int) -> torch.Tensor:
-    rows = [[1.0 if i in chosen else 0.0 for i in range(n)]
-            for chosen in itertools.combinations(range(n), k)]
-    return torch.tensor(rows, dtype=F64).reshape(-1, n)
+    """The ``k``-hot masks of ``n`` items: the support of the urn of ones."""
+    return torch.as_tensor(support([1] * n, k), dtype=F64)
 
 
 def _brute(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
