@@ -96,8 +96,9 @@ class KSubset(MultivariateFisherNCHypergeometric):
         k = self.sharing.narrow(self.draws).reshape(-1)
         found = self.__dict__.get("_tilted")
         if found is None:
+            # validated logits are finite already (check_logits in the constructor)
             usable = (self.engine == "auto" and readable(theta)
-                      and bool(torch.isfinite(theta).all()))
+                      and (self._validate_args or bool(torch.isfinite(theta).all())))
             if usable:
                 tau = bernoulli.tilt(theta, k)
                 usable = bernoulli.rejection_pays(theta, tau)
