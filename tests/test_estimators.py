@@ -269,18 +269,33 @@ def test_k_subset_score_estimators_are_unbiased(estimator, name):
 
 
 def test_the_k_subset_check_rejects_a_scaled_score_term():
-    """The same check fails when the score term is scaled by 0.7 (log_prob's gradient, the
-    score, shrunk; its value kept)."""
+    """The same check fails when the score term is scaled by 0.7 (the score the estimators
+    take, ``sample_with_score``'s log-probability, shrunk; its value kept)."""
     from diffhypergeom.laws.ksubset import KSubset
 
     class Scaled(KSubset):
-        def log_prob(self, value):
-            log_prob = super().log_prob(value)
-            return 0.7 * log_prob + 0.3 * log_prob.detach()
+        def sample_with_score(self, sample_shape=(), normalized=True):
+            x, score = super().sample_with_score(sample_shape, normalized)
+            return x, 0.7 * score + 0.3 * score.detach()
 
     for estimator in ("reinforce-loo", "reinforce-linear"):
         assert not _subset_agrees(SUBSET_FUNCTIONS["threshold"], estimator, law=Scaled)
 
+
+
+def test_the_leave_one_out_estimate_needs_no_log_normalizer():
+    """reinforce-loo takes KSubset's score without log e_k (its weights sum to zero over each
+    urn's draws): the same draws with the normalised score give the same gradient."""
+    from diffhypergeom.laws.ksubset import KSubset
+
+    class Normalised(KSubset):
+        def sample_with_score(self, sample_shape=(), normalized=True):
+            return super().sample_with_score(sample_shape, True)
+
+    f = SUBSET_FUNCTIONS["max"]
+    plain, _ = _subset_gradients(f, 50, "reinforce-loo")
+    normalised, _ = _subset_gradients(f, 50, "reinforce-loo", law=Normalised)
+    np.testing.assert_allclose(plain, normalised, rtol=1e-9, atol=1e-12)
 
 
 def _topk_exact(f) -> np.ndarray:
@@ -318,8 +333,8 @@ def test_the_gumbel_top_k_check_rejects_a_scaled_order_score():
     from diffhypergeom.laws.topk import GumbelTopK
 
     class Scaled(GumbelTopK):
-        def sample_with_score(self, sample_shape=()):
-            x, log_order = super().sample_with_score(sample_shape)
+        def sample_with_score(self, sample_shape=(), normalized=True):
+            x, log_order = super().sample_with_score(sample_shape, normalized)
             return x, 0.7 * log_order + 0.3 * log_order.detach()
 
     assert not _topk_agrees(SUBSET_FUNCTIONS["threshold"], "reinforce-loo", law=Scaled)

@@ -206,14 +206,17 @@ def _delta(dist: Distribution, f: Callable[[torch.Tensor], torch.Tensor]) -> tor
     return (value + 0.5 * (hessian * covariance).sum((-2, -1))).sum()
 
 
-def _draw_with_score(dist: Distribution, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _draw_with_score(dist: Distribution, num_samples: int, normalized: bool = True
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """``num_samples`` exact draws and a log-probability whose gradient is an unbiased score
     for functions of them: the law's ``sample_with_score`` where it has one (the draws with the
     probability of the finer event they were drawn as, e.g. the order of Gumbel-top-k), else
-    ``sample`` and ``log_prob``."""
+    ``sample`` and ``log_prob``. ``normalized=False`` lets the law leave out a term that every
+    draw of an urn shares (its log-normaliser): only for weights that sum to zero over the
+    draws of each urn."""
     with_score = getattr(dist, "sample_with_score", None)
     if with_score is not None:
-        return with_score((num_samples,))
+        return with_score((num_samples,), normalized=normalized)
     x = dist.sample((num_samples,))
     return x, dist.log_prob(x)
 
@@ -266,8 +269,9 @@ def _reinforce_linear(dist: Distribution, f: Callable[[torch.Tensor], torch.Tens
 
 def _reinforce_loo(dist: Distribution, f: Callable[[torch.Tensor], torch.Tensor],
                    num_samples: int) -> torch.Tensor:
-    # for the Fisher law log_prob's gradient is the exact score x - E[X]
-    x, log_prob = _draw_with_score(dist, num_samples)
+    # for the Fisher law log_prob's gradient is the exact score x - E[X]; the leave-one-out
+    # weights sum to zero over the draws, so the log-normaliser's gradient cancels
+    x, log_prob = _draw_with_score(dist, num_samples, normalized=False)
     values = _evaluate(f, x)
     centred = values.detach()
     baseline = (centred.sum(0, keepdim=True) - centred) / (num_samples - 1)

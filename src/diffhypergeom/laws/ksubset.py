@@ -24,6 +24,8 @@ transform would exceed ``bernoulli.MAX_TRANSFORM`` elements take the Fisher law'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch.distributions import Distribution
 
@@ -106,7 +108,8 @@ class KSubset(MultivariateFisherNCHypergeometric):
                 length = bernoulli.transform_length(theta, k, tau)
                 usable = theta.numel() * length <= bernoulli.MAX_TRANSFORM
             if usable:
-                normalizer, log_p_k = bernoulli.log_normalizer(theta, k, tau, True, length)
+                with torch.no_grad():  # log_prob and mean take log e_k with its graph
+                    normalizer, log_p_k = bernoulli.log_normalizer(theta, k, tau, True, length)
                 self._normalizer = normalizer
                 found = (tau, length, log_p_k)
             else:
@@ -117,8 +120,8 @@ class KSubset(MultivariateFisherNCHypergeometric):
         return theta, k, found[0], found[1], found[2]
 
     def _log_normalizer(self) -> torch.Tensor:
-        """``[B]`` float64: ``log e_k`` per distinct urn, the one ``_bernoulli`` computed while
-        it still serves (it carries a graph wherever gradients are recorded), else afresh."""
+        """``[B]`` float64: ``log e_k`` per distinct urn: the one ``_bernoulli`` computed
+        (detached) where no gradient is recorded, else once more with its graph (kept)."""
         theta, k, tau, length, _ = self._bernoulli()
         cached = self.__dict__.get("_normalizer")
         recording = torch.is_grad_enabled() and theta.requires_grad
@@ -147,6 +150,22 @@ class KSubset(MultivariateFisherNCHypergeometric):
             terms = terms + log_binomial(torch.ones_like(x), x).sum(-1)
         out = torch.where(inside, terms - self._log_normalizer(), NEG_INF)
         return self.sharing.unflatten_draws(out, sample_shape).to(self.logits.dtype)
+
+    def sample_with_score(self, sample_shape: Sequence[int] = torch.Size(),
+                          normalized: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact draws ``[*sample_shape, *batch, N]`` (the logits' dtype) and their
+        ``log_prob``, ``[*sample_shape, *batch]``, without ``log_prob``'s validation of values
+        the law drew itself.
+
+        ``normalized=False`` leaves out ``log e_k(w)``, the same for every draw of an urn: the
+        score ``theta . x`` serves estimators whose weights on the draws of an urn sum to zero
+        (a leave-one-out baseline), where that term's gradient cancels."""
+        sample_shape = torch.Size(sample_shape)
+        x = self.sample(sample_shape)
+        score = (x * self.logits).sum(-1)
+        if normalized:
+            score = score - self.log_normalizer()
+        return x, score
 
     def _inclusion_and_exclusion(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``P(i in S)`` and ``P(i not in S)``, ``[B, N]`` float64 per distinct urn, each without

@@ -76,11 +76,13 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         with torch.no_grad():
             return self._chosen(self._ranks(sample_shape))
 
-    def sample_with_score(self, sample_shape: Sequence[int] = torch.Size()
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_with_score(self, sample_shape: Sequence[int] = torch.Size(),
+                          normalized: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact draws ``[*sample_shape, *batch, N]`` and the Plackett-Luce log-probability of
         the order they were drawn in, ``[*sample_shape, *batch]``, differentiable in the logits
-        (its gradient is an unbiased score for any function of the subset)."""
+        (its gradient is an unbiased score for any function of the subset). ``normalized`` is
+        accepted for the estimators' sake (``KSubset.sample_with_score``); the order's
+        probability has no term that every draw shares, so it is always normalised."""
         sample_shape = torch.Size(sample_shape)
         check_count_dtype(self.logits.dtype, self.draws)
         order = self._ranks(sample_shape)

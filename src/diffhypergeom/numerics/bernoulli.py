@@ -38,7 +38,8 @@ MAX_PROPOSALS = 1 << 22
 REJECTION_WORK = 1 << 14
 # Largest characteristic-function table (urns x items x points) ``log_normalizer`` builds.
 MAX_TRANSFORM = 1 << 24
-# Newton steps ``tilt`` takes at most before it finds the root by safeguarded Newton
+# Newton steps ``tilt`` takes before it checks the root (and, where it is off, finds it by
+# safeguarded Newton)
 NEWTON_STEPS = 2
 # Below this many items the transform takes all N + 1 points without estimating fewer
 EXACT_LENGTH = 64
@@ -48,7 +49,7 @@ def tilt(theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """``[B]`` float64: ``tau`` with ``sum_i sigmoid(theta_i + tau)`` close to ``k`` (detached),
     for ``theta [B, N]`` and ``k [B]``. Every ``tau`` gives the same law; this one puts ``k`` near
     the mode of the tilted sum (within half its standard deviation), where ``P(sum = k)`` is
-    largest: the equal-weights root, refined by up to ``NEWTON_STEPS`` Newton steps, and the
+    largest: the equal-weights root, refined by ``NEWTON_STEPS`` Newton steps, and the
     safeguarded root of ``fft.solve_saddle`` for urns they leave further off (``k = 0`` or ``N``,
     logits spread far apart).
 
@@ -66,14 +67,14 @@ def tilt(theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     inner = (n > 0) & (n < items)
     share = torch.where(inner, n, 0.5 * items) / items
     tau = torch.log(share / (1 - share)) - theta.mean(-1)
-    for step in range(NEWTON_STEPS + 1):
+    for _ in range(NEWTON_STEPS):
         p = torch.sigmoid(theta + tau.unsqueeze(-1))
-        excess, spread = p.sum(-1) - n, (p * (1 - p)).sum(-1)
-        close = inner & torch.isfinite(tau) & (excess.abs() <= 0.5 * spread.sqrt())
-        if bool(close.all()):
-            return tau
-        if step < NEWTON_STEPS:
-            tau = tau - excess / spread.clamp_min(1e-300)
+        tau = tau - (p.sum(-1) - n) / (p * (1 - p)).sum(-1).clamp_min(1e-300)
+    p = torch.sigmoid(theta + tau.unsqueeze(-1))
+    excess, spread = p.sum(-1) - n, (p * (1 - p)).sum(-1)
+    close = inner & torch.isfinite(tau) & (excess.abs() <= 0.5 * spread.sqrt())
+    if bool(close.all()):
+        return tau
     return torch.where(close, tau, solve_saddle(torch.ones_like(theta), n, theta))
 
 
@@ -223,6 +224,14 @@ def sample(theta: torch.Tensor, k: torch.Tensor, num_samples: int, tau: torch.Te
     """
     batch, items = theta.shape
     p = torch.sigmoid(theta.detach().to(torch.float64) + tau.unsqueeze(-1)).to(theta.dtype)
+    draws = torch.rand((count, batch, items), generator=generator, dtype=p.dtype,
+                       device=p.device) < p
+    accepted = draws.sum(-1) == k                                                 # [M, B]
+    if batch == 0 or int(accepted.sum(0).min()) >= num_samples:
+        # the first num_samples accepted proposals of each urn, in proposal order
+        first = (~accepted).to(torch.uint8).sort(dim=0, stable=True).indices[:num_samples]
+        return draws.gather(0, first.unsqueeze(-1).expand(-1, -1, items)).to(torch.int64)
+    # a short round (rare): fresh rounds for every urn, independent of the one set aside
     taken = torch.zeros(batch, dtype=torch.int64, device=theta.device)
     out = torch.empty(batch, num_samples, items, dtype=torch.int64, device=theta.device)
     pending = torch.arange(batch, device=theta.device)
