@@ -3,8 +3,10 @@ items drawn one at a time without replacement, each with probability proportiona
 ``exp(logits)``), the multivariate Wallenius law with one ball per item.
 
 Every member of ``MultivariateWalleniusNCHypergeometric`` works here (the exact ``log_prob``
-of a subset, the inclusion probabilities ``mean``, the marginals). Two are computed the way the
-draws are made:
+of a subset, the covariance, the entropy). The inclusion probabilities ``P(i in S)`` (``mean``,
+``variance``, the Bernoulli marginals) come from the exponential race for all items at once
+(``numerics.race``: milliseconds where the Wallenius law's Fisher mixture takes a pass per
+class). Two members are computed the way the draws are made:
 
 - ``sample``: ``topk`` of Gumbel-perturbed logits, one batched sort;
 - ``sample_with_score``: the same draws and the log-probability of the *order* in which they
@@ -24,6 +26,8 @@ import torch
 from diffhypergeom.laws.base import check_count_dtype
 from diffhypergeom.laws.checks import TensorLike, as_float_tensor
 from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
+from diffhypergeom.numerics import race
+from diffhypergeom.numerics.special import NEG_INF
 
 __all__ = ["GumbelTopK"]
 
@@ -91,3 +95,44 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         first = torch.arange(self.num_classes, device=order.device) < self.draws.unsqueeze(-1)
         log_order = torch.where(first, logits - remaining, 0.0).sum(-1)
         return self._chosen(order), log_order
+
+    # ------------------------------------------------------------------ inclusion
+    def _inclusion(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``P(i in S)`` and ``P(i not in S)`` ``[B, N]`` float64 per distinct urn, from the
+        exponential race (with the logits' graph); ``None`` for logits that are not finite
+        (then the Wallenius law's members serve)."""
+        theta = self.sharing.narrow(self.logits).reshape(-1, self.num_classes)
+        if not bool(torch.isfinite(theta).all()):
+            return None
+        return race.inclusion(theta, self.sharing.narrow(self.draws).reshape(-1))
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """The inclusion probabilities ``P(i in S)``, ``[..., N]``, differentiable in the
+        logits."""
+        found = self._inclusion()
+        if found is None:
+            return super().mean
+        return self.sharing.unflatten(found[0], (self.num_classes,)).to(self.logits.dtype)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """``P(i in S) P(i not in S)``, ``[..., N]``."""
+        found = self._inclusion()
+        if found is None:
+            return super().variance
+        return self.sharing.unflatten(found[0] * found[1], (self.num_classes,)
+                                      ).to(self.logits.dtype)
+
+    def _log_marginals(self, classes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Bernoulli marginals of ``classes``: ``(offset [..., C], log_probs [..., C, 2])``,
+        ``log_probs = [log P(i not in S), log P(i in S)]``."""
+        found = self._inclusion()
+        if found is None:
+            return super()._log_marginals(classes)
+        probs = torch.stack([found[1], found[0]], -1)[:, classes]
+        log_probs = torch.where(probs > 0, probs.clamp_min(1e-300).log(), NEG_INF)
+        offset = torch.zeros(self.batch_shape + (len(classes),), dtype=torch.int64,
+                             device=log_probs.device)
+        return offset, self.sharing.unflatten(log_probs, (len(classes), 2)
+                                              ).to(self.logits.dtype)

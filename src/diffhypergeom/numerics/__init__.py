@@ -9,6 +9,7 @@
 - ``tree``: the log-depth sampler and log-normaliser over a balanced tree of classes;
 - ``sampling``: the sequential samplers and their Gumbel-softmax relaxations;
 - ``wallenius``: the Wallenius law's quadrature, exponential-clock sampler and moments;
+- ``race``: the inclusion probabilities of Gumbel-top-k subsets, from the exponential race;
 - ``sort``: differentiable sorting (NeuralSort).
 """
 
