@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "weak": (COMMANDS_PACKAGE + ".weak", "weak supervision: LabelVAE vs AdaVAE vs HGVAE"),
     "partition": (COMMANDS_PACKAGE + ".partition",
                   "learn a planted partition: exact score function vs relaxed RandomPartition"),
+    "subsets": (COMMANDS_PACKAGE + ".subsets",
+                "k-subset gradient estimators on tasks at equal time, against the peers"),
 }
 
 
