@@ -179,13 +179,14 @@ def _task_markdown(name: str, task: dict[str, Any], unit: str) -> list[str]:
     lines = [f"### {task['title']}", "", task["description"], "",
              f"Metric: {task['metric_label']}, {better} is better. Final = at the end of the "
              f"budget.", ""]
-    rows = []
+    rows, middle = [], None
     for method, m in task["methods"].items():
-        middle = m["curve_mean"][len(m["curve_mean"]) // 2]
-        rows.append([method, m["family"], _mean_sd(m), f"{middle:.4f}", f"{m['steps']:.0f}",
-                     f"{m['ms_per_step']:.1f}"])
-    half = "at half budget (mean)"
-    lines.append(markdown_table(["method", "family", "final (mean ± sd)", half,
+        middle = len(m["marks"]) // 2
+        rows.append([method, m["family"], _mean_sd(m), f"{m['curve_mean'][middle]:.4f}",
+                     f"{m['steps']:.0f}", f"{m['ms_per_step']:.1f}"])
+    first = next(iter(task["methods"].values()))
+    at = f"at {first['marks'][middle]:g} {'s' if unit == 'seconds' else 'steps'} (mean)"
+    lines.append(markdown_table(["method", "family", "final (mean ± sd)", at,
                                  "steps per run", "ms per step"], rows))
     lines.append("")
     comparison = task["comparison"]
