@@ -33,7 +33,8 @@ def _by_orders(logits: torch.Tensor, k: int) -> list[float]:
 @pytest.mark.parametrize("n, k, spread", [(6, 2, 0.5), (7, 3, 3.0), (6, 1, 8.0), (7, 6, 2.0),
                                            (5, 0, 1.0), (5, 5, 1.0), (6, 3, 20.0)])
 def test_inclusion_matches_the_draw_orders(n, k, spread):
-    logits = torch.randn(n, generator=torch.Generator().manual_seed(10 * n + k), dtype=F64) * spread
+    generator = torch.Generator().manual_seed(10 * n + k)
+    logits = torch.randn(n, generator=generator, dtype=F64) * spread
     inside, outside = race.inclusion(logits.unsqueeze(0), torch.tensor([k]))
     expected = torch.tensor(_by_orders(logits, k), dtype=F64)
     torch.testing.assert_close(inside[0], expected, rtol=0, atol=1e-13)
@@ -92,3 +93,47 @@ def test_gumbel_top_k_members_use_it_and_agree_with_the_wallenius_law():
     torch.testing.assert_close(log_probs.exp(), general.log_marginals()[1].exp(), rtol=0,
                                atol=1e-9)
     torch.testing.assert_close(d.marginal(3).probs, log_probs[:, 3].exp())
+
+
+def _subset_by_orders(logits: torch.Tensor, chosen: tuple[int, ...]) -> float:
+    """``log p(S)`` summed over the orders of ``S`` in exact fractions."""
+    w = [Fraction(v) for v in logits.exp().tolist()]
+    total, p = sum(w), Fraction(0)
+    for order in itertools.permutations(chosen):
+        q, rest = Fraction(1), total
+        for item in order:
+            q *= w[item] / rest
+            rest -= w[item]
+        p += q
+    return math.log(p)
+
+
+@pytest.mark.parametrize("n, k, spread", [(7, 3, 1.0), (8, 2, 8.0), (6, 5, 30.0), (6, 2, 30.0),
+                                           (6, 6, 1.0), (6, 0, 1.0)])
+def test_subset_log_prob_matches_the_draw_orders_in_relative_terms(n, k, spread):
+    """Down to probabilities of e^-160 (logits spread 30), to 1e-13 in log."""
+    generator = torch.Generator().manual_seed(n + 100 * k)
+    logits = torch.randn(n, generator=generator, dtype=F64) * spread
+    chosen = list(itertools.combinations(range(n), k))
+    masks = torch.zeros(len(chosen), 1, n, dtype=F64)
+    for row, items in enumerate(chosen):
+        masks[row, 0, list(items)] = 1.0
+    got = race.log_prob(masks, logits.unsqueeze(0))[:, 0]
+    expected = torch.tensor([_subset_by_orders(logits, items) for items in chosen], dtype=F64)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-13)
+    torch.testing.assert_close(torch.logsumexp(got, 0), torch.zeros((), dtype=F64), rtol=0,
+                               atol=1e-13)
+
+
+def test_gumbel_top_k_log_prob_is_batched_and_matches_the_quadrature():
+    """GumbelTopK.log_prob (the shared grid) against the Wallenius law's per-value quadrature,
+    over a batch of urns and subset sizes."""
+    from diffhypergeom import MultivariateWalleniusNCHypergeometric
+
+    logits = torch.randn(3, 7, generator=torch.Generator().manual_seed(6), dtype=F64) * 2
+    k = torch.tensor([1, 3, 6])
+    d = gumbel_top_k(logits, k)
+    x = d.sample((5,))
+    general = MultivariateWalleniusNCHypergeometric(torch.ones(7, dtype=torch.int64), k,
+                                                    logits=logits)
+    torch.testing.assert_close(d.log_prob(x), general.log_prob(x), rtol=0, atol=1e-9)

@@ -60,6 +60,21 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
         super().__init__(population, k, logits=logits, validate_args=validate_args)
 
+    def log_prob(self, value: TensorLike) -> torch.Tensor:
+        """Exact ``log p(S)``, ``[*sample, *batch]``, as the Wallenius law's (validation,
+        ``-inf`` off the support), for all values on one time grid (``race.log_prob``); values
+        that are not 0/1 (``validate_args=False``) and logits that are not finite take the
+        Wallenius law's quadrature."""
+        theta = self.sharing.narrow(self.logits).reshape(-1, self.num_classes)
+        x, inside, sample_shape = self._counts(value)
+        if not (bool(torch.isfinite(theta).all()) and bool(((x == 0) | (x == 1)).all())):
+            return super().log_prob(value)
+        k = self.sharing.narrow(self.draws).reshape(-1, 1)
+        first = (torch.arange(self.num_classes, device=x.device) < k).to(x.dtype)   # [B, N]
+        x = torch.where(inside.unsqueeze(-1), x, first)
+        out = torch.where(inside, race.log_prob(x, theta), NEG_INF)
+        return self.sharing.unflatten_draws(out, sample_shape).to(self.logits.dtype)
+
     def _ranks(self, sample_shape: torch.Size) -> torch.Tensor:
         """The order of the items by Gumbel-perturbed logits, ``[*sample, *batch, N]``."""
         logits = self.logits.detach()

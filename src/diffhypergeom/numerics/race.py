@@ -30,7 +30,11 @@ import math
 
 import torch
 
-__all__ = ["LEFT", "MAX_ELEMENTS", "RIGHT", "STEP", "inclusion"]
+from diffhypergeom.numerics.base import checkpoint_if_large
+from diffhypergeom.numerics.special import NEG_INF
+from diffhypergeom.numerics.wallenius import log1mexp
+
+__all__ = ["LEFT", "MAX_ELEMENTS", "RIGHT", "STEP", "inclusion", "log_prob"]
 
 # the trapezoid rule's step in v = log(time)
 STEP = 0.2
@@ -92,6 +96,53 @@ def _outside(theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
                                  - angle.sin() * above.imag[:, None, None])).sum(-1)
         outside = outside + ((s - s.exp()).exp() * more).sum(1) * STEP
     return outside.clamp(0, 1)
+
+
+def log_prob(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``[P, B]``: ``log p(S)`` of the subsets ``x [P, B, N]`` (0/1, floating) drawn without
+    replacement with weights ``exp(theta) [B, N]`` (finite), differentiable in ``theta``;
+    intermediates beyond ``MAX_ELEMENTS`` are recomputed in the backward pass.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.numerics.race import log_prob
+        >>> w = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+        >>> x = torch.tensor([[[1.0, 0.0, 1.0]]], dtype=torch.float64)  # 1/6 3/5 + 3/6 1/3
+        >>> round(float(log_prob(x, w.log()).exp()), 12)
+        0.266666666667
+    """
+    theta = theta.to(torch.float64)
+    x = x.to(torch.float64)
+    items = theta.shape[-1]
+    if x.numel() == 0:
+        return x.sum(-1)
+    log_w = theta - theta.detach().amax(-1, keepdim=True)
+    size = int(x.detach().sum(-1).min().round())  # the smallest subset decays slowest
+    first = -LEFT / (size + 1) - math.log(max(items, 1))
+    v = torch.arange(first, RIGHT - float(log_w.detach().amin()) + STEP, STEP,
+                     dtype=torch.float64, device=theta.device)
+    s = log_w.unsqueeze(1) + v.unsqueeze(-1)                                   # [B, Q, N]
+    # log(1 - exp(-e^s)); below s = -20 it is s - e^s / 2 to rounding (and e^s may underflow)
+    tiny = s < -20
+    log_rung = torch.where(tiny, s - 0.5 * s.exp(), log1mexp(torch.where(tiny, 1.0, s).exp()))
+    per_point = x.shape[1] * v.shape[0]
+    chunk = max(1, MAX_ELEMENTS // max(1, per_point))
+    parts = [checkpoint_if_large(_log_prob, x[start:start + chunk], log_w, log_rung, v,
+                                 elements=x.shape[0] * per_point)
+             for start in range(0, x.shape[0], chunk)]
+    return torch.cat(parts)
+
+
+def _log_prob(x: torch.Tensor, log_w: torch.Tensor, log_rung: torch.Tensor, v: torch.Tensor
+              ) -> torch.Tensor:
+    """``log p(S)`` ``[P, B]`` on the grid ``v [Q]``, with ``log q_j`` at its nodes
+    ``[B, Q, N]`` (the docstring of ``log_prob``)."""
+    rest = ((1 - x) * log_w.exp()).sum(-1)                                     # d(S) [P, B]
+    log_h = (torch.einsum("pbn,bqn->pbq", x, log_rung) + v - rest.unsqueeze(-1) * v.exp()
+             + torch.where(rest > 0, rest, 1.0).log().unsqueeze(-1))
+    found = torch.logsumexp(log_h, -1) + math.log(STEP)
+    # the whole urn: the state is never left, and is reached with probability one
+    return torch.where(rest > 0, found, torch.where((1 - x).sum(-1) == 0, 0.0, NEG_INF))
 
 
 @functools.lru_cache(maxsize=64)
