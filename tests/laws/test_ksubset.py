@@ -192,3 +192,15 @@ def test_the_fast_members_agree_with_the_fisher_law_on_random_urns():
         assert torch.equal(x.sum(-1), torch.full((20,), float(k), dtype=dtype))
         torch.testing.assert_close(fast.log_prob(x).double(), reference.log_prob(x).double(),
                                    rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("p", [0.0, 1e-3, 0.3, 5 / 256, 0.5 + 1e-4, 1 - 1e-3, 1.0])
+def test_coin_flips_have_the_exact_success_probability(p):
+    """One byte per flip and a float64 uniform on ties: the frequency of 2^20 flips is within
+    5 standard errors of p. Resolving every tie as a failure (the byte alone) is off by up
+    to 1/256, 7 standard errors at p = 0.3 and all of p = 1e-3."""
+    flips = bernoulli.coin_flips(torch.tensor([p], dtype=F64), 1 << 20,
+                                 torch.Generator().manual_seed(1))
+    frequency = float(flips.double().mean())
+    error = math.sqrt(max(p * (1 - p), 1e-12) / flips.numel())
+    assert abs(frequency - p) <= 5 * error

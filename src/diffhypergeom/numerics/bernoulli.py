@@ -26,8 +26,8 @@ from diffhypergeom.numerics.fft import budget, solve_saddle, tail_halfwidth
 
 __all__ = [
     "EXACT_LENGTH", "MAX_PROPOSALS", "MAX_TRANSFORM", "NEWTON_STEPS", "REJECTION_WORK",
-    "inclusion", "log_normalizer", "log_sum_probability", "proposals", "rejection_pays", "sample",
-    "tilt", "transform_length",
+    "coin_flips", "inclusion", "log_normalizer", "log_sum_probability", "proposals",
+    "rejection_pays", "sample", "tilt", "transform_length",
 ]
 
 # Largest proposal tensor (vectors x urns x items) that ``sample`` draws in one round.
@@ -206,6 +206,38 @@ def proposals(log_p_k: torch.Tensor, num_samples: int, num_items: int) -> int | 
     return max(1, min(count, MAX_PROPOSALS // max(num_items * log_p_k.numel(), 1)))
 
 
+def coin_flips(p: torch.Tensor, count: int, generator: torch.Generator | None = None
+               ) -> torch.Tensor:
+    """``[count, *p.shape]`` bool: independent ``Bernoulli(p)`` draws, exact to float64's
+    resolution, from one random byte each: a byte ``b`` below ``floor(256 p)`` is a success and
+    one above it a failure (the uniform ``(b + u) / 256`` is below ``p`` or not whatever ``u``);
+    only on a tie (one in 256) is ``u`` drawn, in float64. A quarter of the random bits of
+    ``torch.rand``'s float64 uniforms, and as many times faster on the CPU.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.numerics.bernoulli import coin_flips
+        >>> g = torch.Generator().manual_seed(0)
+        >>> flips = coin_flips(torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64), 100_000, g)
+        >>> flips.double().mean(0).round(decimals=2)
+        tensor([0.0000, 0.3000, 1.0000], dtype=torch.float64)
+    """
+    size = count * p.numel()
+    words = torch.empty((size + 7) // 8, dtype=torch.int64, device=p.device)
+    words.random_(-(1 << 63), None, generator=generator)
+    random = words.view(torch.uint8)[:size].view((count,) + p.shape)
+    scaled = p.to(torch.float64) * 256
+    level = scaled.floor().clamp(max=255)
+    flips = random < level.to(torch.uint8)
+    tie = random == level.to(torch.uint8)
+    if bool(tie.any()):
+        where = tie.nonzero(as_tuple=True)
+        u = torch.rand(where[0].shape[0], generator=generator, dtype=torch.float64,
+                       device=p.device)
+        flips[where] = u < (scaled - level)[where[1:]]
+    return flips
+
+
 def sample(theta: torch.Tensor, k: torch.Tensor, num_samples: int, tau: torch.Tensor,
            count: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """``[num_samples, B, N]`` int64 exact ``k``-subset draws (0/1) by rejection: rounds of
@@ -223,21 +255,20 @@ def sample(theta: torch.Tensor, k: torch.Tensor, num_samples: int, tau: torch.Te
         (torch.Size([5, 1, 6]), [2])
     """
     batch, items = theta.shape
-    p = torch.sigmoid(theta.detach().to(torch.float64) + tau.unsqueeze(-1)).to(theta.dtype)
-    draws = torch.rand((count, batch, items), generator=generator, dtype=p.dtype,
-                       device=p.device) < p
+    p = torch.sigmoid(theta.detach().to(torch.float64) + tau.unsqueeze(-1))
+    draws = coin_flips(p, count, generator)
     accepted = draws.sum(-1) == k                                                 # [M, B]
-    if batch == 0 or int(accepted.sum(0).min()) >= num_samples:
-        # the first num_samples accepted proposals of each urn, in proposal order
-        first = (~accepted).to(torch.uint8).sort(dim=0, stable=True).indices[:num_samples]
-        return draws.gather(0, first.unsqueeze(-1).expand(-1, -1, items)).to(torch.int64)
-    # a short round (rare): fresh rounds for every urn, independent of the one set aside
-    taken = torch.zeros(batch, dtype=torch.int64, device=theta.device)
-    out = torch.empty(batch, num_samples, items, dtype=torch.int64, device=theta.device)
-    pending = torch.arange(batch, device=theta.device)
+    # the first num_samples accepted proposals of each urn, in proposal order
+    first = (~accepted).to(torch.uint8).sort(dim=0, stable=True).indices[:num_samples]
+    out = draws.gather(0, first.unsqueeze(-1).expand(-1, -1, items)).to(torch.int64)
+    taken = accepted.sum(0).clamp(max=num_samples)
+    if batch == 0 or int(taken.min()) >= num_samples:
+        return out
+    # urns short of draws (rare for one urn; likelier in a large batch) keep theirs and go on
+    out = out.transpose(0, 1).contiguous()                                        # [B, S, N]
+    pending = (taken < num_samples).nonzero().squeeze(-1)
     while pending.numel():
-        draws = torch.rand((count, pending.numel(), items), generator=generator,
-                           dtype=p.dtype, device=p.device) < p[pending]
+        draws = coin_flips(p[pending], count, generator)
         accepted = draws.sum(-1) == k[pending]                                    # [M, P]
         rank = accepted.cumsum(0) + taken[pending]                                # 1-based
         keep = accepted & (rank <= num_samples)
