@@ -3,6 +3,8 @@ printed as markdown tables (issue 31's targets).
 
     python benchmarks/bench_estimators.py --peers /path/to/sfess   # with SIMPLE, SFESS, I-MLE
     python benchmarks/bench_estimators.py --samples 16 64 --replicates 200
+    python benchmarks/bench_estimators.py --candidates        # also the candidates not kept
+    python benchmarks/bench_estimators.py --per-call 16:5 1000:50 --peers /path/to/sfess
 
 For each law of a k-subset of ``N`` items (the conditional Poisson law, ``k_subset``; the
 Wallenius law of Gumbel-top-k, ``gumbel_top_k``) and each kind of ``f`` (linear ``v . z``, a
@@ -18,6 +20,14 @@ Peers, as klaswijk/sfess ships and calls them (``--peers``: a local copy; skippe
 SIMPLE, SFESS (``"reinforce"``) and SFESS-cv (``"control-variate"``), I-MLE (noise scale 1,
 beta 1) and straight-through Gumbel top-k (temperature 0.5). They all draw Gumbel-top-k
 subsets. Take the timings on an otherwise idle machine.
+
+``--candidates`` adds two variance reductions that were measured and not kept (docs, results
+page): ``loo-subset-score`` (Wallenius law: the subset's own score, ``race.log_prob``, which
+Rao-Blackwellises the order's over the draw orders) and ``loo-per-class`` (conditional Poisson
+law: leave-one-out per-class baselines ``(1 - mu_i) E[f | i in S] + mu_i E[f | i not in S]``
+with the exact inclusion probabilities). ``--per-call N:k ...`` prints instead the median
+time of one unbiased estimate (``reinforce-loo``, max ``f``) for both laws and the peers,
+called in alternating rounds.
 """
 
 from __future__ import annotations
@@ -67,7 +77,44 @@ def exact_gradient(law: str, theta: torch.Tensor, k: int, f) -> torch.Tensor:
     return grad
 
 
+def loo_subset_score(theta: torch.Tensor, f, k: int, samples: int) -> torch.Tensor:
+    """Wallenius law: leave-one-out REINFORCE with the score of the subset itself."""
+    from diffhypergeom.numerics import race
+
+    x = gumbel_top_k(theta, k).sample((samples,))
+    values = f(x).detach()
+    baseline = (values.sum(0) - values) / (samples - 1)
+    log_p = race.log_prob(x.reshape(samples, 1, -1), theta.reshape(1, -1))[:, 0]
+    loss = (values + (values - baseline) * (log_p - log_p.detach())).mean()
+    return torch.autograd.grad(loss, theta)[0]
+
+
+def loo_per_class(theta: torch.Tensor, f, k: int, samples: int) -> torch.Tensor:
+    """Conditional Poisson law: per-class leave-one-out baselines and the exact score."""
+    d = k_subset(theta, k)
+    with torch.no_grad():
+        mu = d.mean
+    x = d.sample((samples,))
+    v = f(x).detach()
+    with_i, count_i = (v[:, None] * x).sum(0), x.sum(0)
+    others = samples - 1
+    mean_in = (with_i - v[:, None] * x) / (count_i - x).clamp_min(1)
+    mean_out = ((v.sum() - with_i) - v[:, None] * (1 - x)) / (others - (count_i - x)).clamp_min(1)
+    fallback = ((v.sum() - v) / others)[:, None]
+    mean_in = torch.where(count_i - x > 0, mean_in, fallback)
+    mean_out = torch.where(others - (count_i - x) > 0, mean_out, fallback)
+    baseline = (1 - mu) * mean_in + mu * mean_out
+    return ((v[:, None] - baseline) * (x - mu)).mean(0)
+
+
+CANDIDATES = {"loo-subset-score": ("Wallenius (gumbel_top_k)", loo_subset_score),
+              "loo-per-class": ("conditional Poisson (k_subset)", loo_per_class)}
+
+
 def library_method(law: str, name: str, k: int, samples: int):
+    if name in CANDIDATES:
+        return lambda theta, f: CANDIDATES[name][1](theta, f, k, samples)
+
     def estimate(theta: torch.Tensor, f) -> torch.Tensor:
         loss = surrogate_loss(LAWS[law](theta, k), f, num_samples=samples, estimator=name)
         return torch.autograd.grad(loss, theta)[0]
@@ -126,6 +173,11 @@ def main() -> None:
     parser.add_argument("--laws", nargs="*", default=list(LAWS), choices=list(LAWS))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--candidates", action="store_true",
+                        help="also the variance reductions measured and not kept")
+    parser.add_argument("--per-call", nargs="+", metavar="N:k",
+                        help="print the time of one unbiased estimate at these sizes instead")
+    parser.add_argument("--rounds", type=int, default=30, help="--per-call: alternating rounds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(args.seed)
@@ -136,6 +188,9 @@ def main() -> None:
     if args.peers:
         sys.path.insert(0, os.path.abspath(args.peers))
         os.chdir(tempfile.mkdtemp())  # SIMPLE writes its compiled circuits here
+    if args.per_call:
+        per_call(args, peers)
+        return
     print(f"N = {n}, k = {k}, logits ~ N(0, {args.spread}^2), seed {args.seed}, "
           f"{args.threads} threads; relative RMS error at the fastest peer's time (bias)\n")
     for law in args.laws:
@@ -143,8 +198,10 @@ def main() -> None:
                  for kind in FUNCTIONS}
         for samples in args.samples:
             rows = {}
-            for name in LIBRARY + peers:
-                method = (library_method(law, name, k, samples) if name in LIBRARY
+            candidates = tuple(name for name, (home, _) in CANDIDATES.items()
+                               if args.candidates and home == law)
+            for name in LIBRARY + candidates + peers:
+                method = (library_method(law, name, k, samples) if name not in peers
                           else peer_method(name, k, samples, n))
                 cells = {}
                 for kind in FUNCTIONS:
@@ -177,12 +234,40 @@ def main() -> None:
                 print(f"| {name} | {t * 1e3:.2f} | " + " | ".join(shown) + " |")
             if peers:
                 for kind in FUNCTIONS:
-                    wins[kind] = min(scores[(name, kind)] for name in LIBRARY) < best_peer[kind]
+                    wins[kind] = min(scores[(name, kind)] for name in LIBRARY + candidates
+                                     ) < best_peer[kind]
                 won = [kind for kind in FUNCTIONS if wins[kind]]
                 print(f"\nThe library's best beats the best peer on {len(won)} of "
                       f"{len(FUNCTIONS)}: {', '.join(won) or 'none'}.\n")
             else:
                 print()
+
+
+def per_call(args: argparse.Namespace, peers: tuple[str, ...]) -> None:
+    """The median milliseconds of one ``reinforce-loo`` estimate (max ``f``) per law, and of
+    each peer, at each ``N:k``, the methods called in alternating rounds."""
+    print(f"S = {args.samples[0]}, max f, median of {args.rounds} alternating rounds, "
+          f"{args.threads} threads\n")
+    print("| N, k | " + " | ".join(("k_subset", "gumbel_top_k") + peers) + " |")
+    print("|---" * (len(peers) + 3) + "|")
+    for size in args.per_call:
+        n, k = (int(part) for part in size.split(":"))
+        generator = torch.Generator().manual_seed(args.seed)
+        theta = (torch.randn(n, generator=generator) * args.spread).requires_grad_()
+        f = make_f("max", torch.rand(n, generator=generator), k)
+        samples = args.samples[0]
+        methods = [library_method(law, "reinforce-loo", k, samples) for law in LAWS]
+        methods += [peer_method(name, k, samples, n) for name in peers]
+        for method in methods:
+            method(theta, f)  # warm-up (SIMPLE compiles here)
+        seconds: list[list[float]] = [[] for _ in methods]
+        for _ in range(args.rounds):
+            for method, spent in zip(methods, seconds, strict=True):
+                start = time.perf_counter()
+                method(theta, f)
+                spent.append(time.perf_counter() - start)
+        print(f"| {n:,}, {k} | "
+              + " | ".join(f"{statistics.median(t) * 1e3:.2f} ms" for t in seconds) + " |")
 
 
 if __name__ == "__main__":
