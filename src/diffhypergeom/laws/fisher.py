@@ -303,9 +303,12 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
             urn = self._build_urn(theta)
             theta = urn.theta
             means = urn.mean()
-            rows = [torch.autograd.grad(means[:, i].sum(), theta, retain_graph=True,
-                                        create_graph=differentiable)[0]
-                    for i in range(self.num_classes)]
+            rows = [torch.zeros_like(theta)] * self.num_classes
+            if means.requires_grad:  # an urn with one point of support has none to take
+                rows = [torch.autograd.grad(means[:, i].sum(), theta, retain_graph=True,
+                                            create_graph=differentiable, allow_unused=True)[0]
+                        for i in range(self.num_classes)]
+                rows = [torch.zeros_like(theta) if row is None else row for row in rows]
         c = self.num_classes
         return self.sharing.unflatten(torch.stack(rows, dim=-2), (c, c))
 

@@ -63,11 +63,11 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         """Exact ``log p(S)``, ``[*sample, *batch]``, as the Wallenius law's (validation,
         ``-inf`` off the support), for all values on one time grid (``race.log_prob``); values
-        that are not 0/1 (``validate_args=False``) and logits that are not finite take the
-        Wallenius law's quadrature."""
+        that are not 0/1 (``validate_args=False``) and logits the grid does not serve
+        (``race.serves``) take the Wallenius law's quadrature."""
         theta = self.sharing.narrow(self.logits).reshape(-1, self.num_classes)
         x, inside, sample_shape = self._counts(value)
-        if not (bool(torch.isfinite(theta).all()) and bool(((x == 0) | (x == 1)).all())):
+        if not (race.serves(theta.detach()) and bool(((x == 0) | (x == 1)).all())):
             return super().log_prob(value)
         k = self.sharing.narrow(self.draws).reshape(-1, 1)
         first = (torch.arange(self.num_classes, device=x.device) < k).to(x.dtype)   # [B, N]
@@ -114,10 +114,10 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
     # ------------------------------------------------------------------ inclusion
     def _inclusion(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``P(i in S)`` and ``P(i not in S)`` ``[B, N]`` float64 per distinct urn, from the
-        exponential race (with the logits' graph); ``None`` for logits that are not finite
-        (then the Wallenius law's members serve)."""
+        exponential race (with the logits' graph); ``None`` for logits that are not finite or
+        spread beyond ``race.MAX_SPREAD`` (then the Wallenius law's members serve)."""
         theta = self.sharing.narrow(self.logits).reshape(-1, self.num_classes)
-        if not bool(torch.isfinite(theta).all()):
+        if not race.serves(theta.detach()):
             return None
         return race.inclusion(theta, self.sharing.narrow(self.draws).reshape(-1))
 

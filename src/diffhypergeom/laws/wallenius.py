@@ -26,10 +26,13 @@ from diffhypergeom.laws.checks import TensorLike
 from diffhypergeom.numerics import wallenius as quadrature
 from diffhypergeom.numerics.special import NEG_INF
 
-__all__ = ["ENTROPY_SAMPLES", "MultivariateWalleniusNCHypergeometric"]
+__all__ = ["ENTROPY_SAMPLES", "GAP", "MultivariateWalleniusNCHypergeometric"]
 
 # exact draws of the Monte Carlo entropy of urns whose support is too large to sum over
 ENTROPY_SAMPLES = 4096
+# logits further apart than this split an urn into tiers drawn one after the other
+# (``_reduced``): a lighter ball goes before a heavier one with probability below e^-GAP
+GAP = 700.0
 
 
 class MultivariateWalleniusNCHypergeometric(UrnDistribution):
@@ -83,12 +86,23 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
 
     def _flat(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per distinct urn: drawable population ``[B, c]`` (int64, zero where the weight is),
-        draws ``[B]`` and log-weights ``[B, c]`` (float64)."""
+        draws ``[B]`` and log-weights ``[B, c]`` (float64; ``-inf`` for an empty class, which
+        changes nothing whatever its logit)."""
         c, flat = self.num_classes, self.sharing.base_shape.numel()
         log_w = self.sharing.narrow(self.logits).reshape(flat, c).to(torch.float64)
         population = self.sharing.narrow(self.population).reshape(flat, c)
         population = torch.where(log_w > NEG_INF, population, torch.zeros_like(population))
+        log_w = torch.where(population > 0, log_w, NEG_INF)
         return population, self.sharing.narrow(self.draws).reshape(flat), log_w
+
+    def _reduced(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``_flat``'s urns with the classes that are drawn for sure set aside: where the
+        logits fall apart by more than ``GAP`` (sorted, a gap between neighbours), every ball
+        of the heavier tiers is drawn before any lighter one (to ``e^-GAP``, below float64's
+        resolution), so the tiers that ``draws`` exhausts are ``fixed`` ``[B, c]`` and those
+        after the one it ends in are never reached. Returns the population of that tier alone,
+        the draws left for it, the log-weights and ``fixed``."""
+        return _tiers(*self._flat())
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         """``[*sample, *batch]``: the exact log-probability. With validation on, values outside
@@ -99,6 +113,8 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         m = population.to(torch.float64).unsqueeze(0)
         x_safe = torch.where(inside.unsqueeze(-1), x, _greedy(population, draws).unsqueeze(0))
         out = quadrature.log_prob(x_safe, m, log_w.unsqueeze(0))
+        # an urn with one point of support gives it probability one, exactly
+        out = torch.where(_settled(population, draws), 0.0, out)
         out = torch.where(inside, out, NEG_INF)
         return self.sharing.unflatten_draws(out, sample_shape).to(self.logits.dtype)
 
@@ -106,9 +122,9 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         """Exact draws ``[*sample_shape, *batch, c]`` in the logits' floating dtype."""
         sample_shape = torch.Size(sample_shape)
         check_count_dtype(self.logits.dtype, self.draws)
-        population, draws, log_w = self._flat()
+        population, draws, log_w, fixed = self._reduced()
         counts = quadrature.clock_sample(population.to(torch.float64), draws, log_w.detach(),
-                                         sample_shape.numel() * self.sharing.repeats)
+                                         sample_shape.numel() * self.sharing.repeats) + fixed
         return self.sharing.unflatten_draws(counts, sample_shape, (self.num_classes,)
                                      ).to(self.logits.dtype)
 
@@ -123,10 +139,10 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
 
     # ------------------------------------------------------------------ moments
     def _mixture(self) -> tuple[quadrature.Mixture | None, torch.Tensor]:
-        """The Fisher mixture of the urns that are not settled (``draws`` below the drawable
-        balls), and which those are ``[B]``."""
-        population, draws, log_w = self._flat()
-        settled = draws >= population.sum(-1)
+        """The Fisher mixture of the reduced urns (``_reduced``) that are not settled
+        (``_settled``), and which those are ``[B]``."""
+        population, draws, log_w, _ = self._reduced()
+        settled = _settled(population, draws)
         if bool(settled.all()):
             return None, settled
         keep = ~settled
@@ -136,11 +152,12 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
     @property
     def mean(self) -> torch.Tensor:
         """Exact ``E[x]``, shape ``[..., c]``, differentiable in the logits."""
-        population, _, _ = self._flat()
+        population, draws, _, fixed = self._reduced()
         mix, settled = self._mixture()
-        mean = population.to(torch.float64)
+        mean = _greedy(population, draws) + fixed
         if mix is not None:
-            mean = mean.index_put(((~settled).nonzero().squeeze(-1),), quadrature.mixture_mean(mix))
+            mean = mean.index_put(((~settled).nonzero().squeeze(-1),),
+                                  quadrature.mixture_mean(mix) + fixed[~settled])
         return self.sharing.unflatten(mean, (self.num_classes,)).to(self.logits.dtype)
 
     def marginal(self, i: int) -> torch.distributions.Categorical:
@@ -165,13 +182,14 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
 
     def _log_marginals(self, classes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The marginals of ``classes``: ``(offset [..., C], log_probs [..., C, W])``."""
-        population, draws, log_w = self._flat()
+        population, draws, log_w, fixed = self._reduced()
         width = int(self.population[..., classes].max()) + 1 if population.numel() else 1
         if width * population.shape[0] * len(classes) > MAX_DENSE:
             raise ValueError(f"the marginals of classes {classes[:4]}... would hold {width:,} "
                              f"counts per urn and class")
-        settled = draws >= population.sum(-1)
-        probs = torch.nn.functional.one_hot(population[:, classes], width).to(torch.float64)
+        settled = _settled(population, draws)
+        point = _greedy(population, draws).to(torch.int64)
+        probs = torch.nn.functional.one_hot(point[:, classes], width).to(torch.float64)
         if not bool(settled.all()):
             keep = ~settled
             mix = quadrature.mixture(population[keep], draws[keep], log_w[keep], self.engine,
@@ -181,6 +199,8 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
             marginal = torch.stack([pad(found[i], (0, width - found[i].shape[-1]))
                                     for i in classes], -2)
             probs = probs.index_put((keep.nonzero().squeeze(-1),), marginal.clamp_min(0))
+        certain = torch.nn.functional.one_hot(fixed[:, classes], width).to(torch.float64)
+        probs = torch.where((fixed[:, classes] > 0).unsqueeze(-1), certain, probs)
         log_probs = torch.where(probs > 0, probs.clamp_min(1e-300).log(), NEG_INF)
         offset = torch.zeros(self.batch_shape + (len(classes),), dtype=torch.int64,
                              device=log_probs.device)
@@ -191,11 +211,11 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
     def covariance_matrix(self) -> torch.Tensor:
         """Exact covariance, shape ``[..., c, c]`` (``2 c`` backward passes through the Fisher
         urns of the mixture)."""
-        population, draws, log_w = self._flat()
+        population, draws, log_w, _ = self._reduced()
         c = self.num_classes
         cov = torch.zeros(population.shape[0], c, c, dtype=torch.float64,
                           device=population.device)
-        settled = draws >= population.sum(-1)
+        settled = _settled(population, draws)
         if not bool(settled.all()):
             keep = ~settled
             cov = cov.index_put((keep.nonzero().squeeze(-1),), quadrature.mixture_covariance(
@@ -219,6 +239,32 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         log_p = self.log_prob(points).to(torch.float64)
         terms = torch.where(log_p > NEG_INF, log_p.exp() * log_p, torch.zeros_like(log_p))
         return (-terms.sum(0)).to(self.logits.dtype)
+
+
+def _tiers(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``MultivariateWalleniusNCHypergeometric._reduced`` for flat urns ``[B, c]``."""
+    key = torch.where(population > 0, log_w.detach(), NEG_INF)
+    order = key.argsort(-1, descending=True)
+    ranked, balls = key.gather(-1, order), population.gather(-1, order)
+    jump = torch.zeros_like(ranked, dtype=torch.bool)
+    jump[:, 1:] = (ranked[:, :-1] - ranked[:, 1:]) > GAP
+    tier = jump.long().cumsum(-1)
+    totals = torch.zeros_like(balls).scatter_add(-1, tier, balls)
+    end = totals.cumsum(-1).gather(-1, tier)
+    start = end - totals.gather(-1, tier)
+    full = end <= draws.unsqueeze(-1)
+    active = ~full & (start < draws.unsqueeze(-1))
+    fixed = torch.zeros_like(population).scatter(-1, order, torch.where(full, balls, 0))
+    kept = torch.zeros_like(population).scatter(-1, order, torch.where(active, balls, 0))
+    log_w = torch.where(kept > 0, log_w, NEG_INF)
+    return kept, draws - fixed.sum(-1), log_w, fixed
+
+
+def _settled(population: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """``[B]``: the urns with one point of support (every drawable ball drawn, or at most one
+    class drawable), where ``_greedy`` is the draw."""
+    return (draws >= population.sum(-1)) | ((population > 0).sum(-1) <= 1)
 
 
 def _greedy(population: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:

@@ -32,9 +32,11 @@ import torch
 
 from diffhypergeom.numerics.base import checkpoint_if_large
 from diffhypergeom.numerics.special import NEG_INF
-from diffhypergeom.numerics.wallenius import log1mexp
+from diffhypergeom.numerics.wallenius import log1mexp_exp
 
-__all__ = ["LEFT", "MAX_ELEMENTS", "RIGHT", "STEP", "inclusion", "log_prob"]
+__all__ = [
+    "LEFT", "MAX_ELEMENTS", "MAX_SPREAD", "RIGHT", "STEP", "inclusion", "log_prob", "serves",
+]
 
 # the trapezoid rule's step in v = log(time)
 STEP = 0.2
@@ -42,8 +44,21 @@ STEP = 0.2
 LEFT = 38.0
 # ... and ends where the lightest item's is below exp(-e^RIGHT)
 RIGHT = math.log(40.0)
-# most complex elements (nodes x urns x items x points) held at once
+# most elements (nodes x urns x items x points) held at once
 MAX_ELEMENTS = 1 << 22
+# widest logit spread served: the grid reaches log-time RIGHT + spread (5 nodes per unit)
+MAX_SPREAD = 2000.0
+
+
+def serves(theta: torch.Tensor) -> bool:
+    """Whether the grid serves the logits ``theta [B, N]``: finite, and spread (largest less
+    smallest, per urn) at most ``MAX_SPREAD``."""
+    if theta.numel() == 0:
+        return True
+    if not bool(torch.isfinite(theta).all()):
+        return False
+    spread = (theta.amax(-1) - theta.amin(-1)).max()
+    return float(spread) <= MAX_SPREAD
 
 
 def inclusion(theta: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,9 +137,7 @@ def log_prob(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     v = torch.arange(first, RIGHT - float(log_w.detach().amin()) + STEP, STEP,
                      dtype=torch.float64, device=theta.device)
     s = log_w.unsqueeze(1) + v.unsqueeze(-1)                                   # [B, Q, N]
-    # log(1 - exp(-e^s)); below s = -20 it is s - e^s / 2 to rounding (and e^s may underflow)
-    tiny = s < -20
-    log_rung = torch.where(tiny, s - 0.5 * s.exp(), log1mexp(torch.where(tiny, 1.0, s).exp()))
+    log_rung = log1mexp_exp(s)
     per_point = x.shape[1] * v.shape[0]
     chunk = max(1, MAX_ELEMENTS // max(1, per_point))
     parts = [checkpoint_if_large(_log_prob, x[start:start + chunk], log_w, log_rung, v,
@@ -137,12 +150,14 @@ def _log_prob(x: torch.Tensor, log_w: torch.Tensor, log_rung: torch.Tensor, v: t
               ) -> torch.Tensor:
     """``log p(S)`` ``[P, B]`` on the grid ``v [Q]``, with ``log q_j`` at its nodes
     ``[B, Q, N]`` (the docstring of ``log_prob``)."""
-    rest = ((1 - x) * log_w.exp()).sum(-1)                                     # d(S) [P, B]
-    log_h = (torch.einsum("pbn,bqn->pbq", x, log_rung) + v - rest.unsqueeze(-1) * v.exp()
-             + torch.where(rest > 0, rest, 1.0).log().unsqueeze(-1))
+    # log d(S) [P, B], in log space: the items left may all be lighter than e^-745
+    log_rest = torch.logsumexp(torch.where(x == 0, log_w, NEG_INF), -1)
+    left = torch.isfinite(log_rest)
+    safe = torch.where(left, log_rest, 0.0).unsqueeze(-1)
+    log_h = (torch.einsum("pbn,bqn->pbq", x, log_rung) + v + safe - (safe + v).exp())
     found = torch.logsumexp(log_h, -1) + math.log(STEP)
     # the whole urn: the state is never left, and is reached with probability one
-    return torch.where(rest > 0, found, torch.where((1 - x).sum(-1) == 0, 0.0, NEG_INF))
+    return torch.where(left, found, 0.0)
 
 
 @functools.lru_cache(maxsize=64)

@@ -51,8 +51,8 @@ from diffhypergeom.numerics.special import NEG_INF, log_binomial, log_binomial_p
 
 __all__ = [
     "DIRECT_UP_TO", "DROP", "ENDS_NEWTON_STEPS", "MIXTURE_POINTS", "Mixture", "NEWTON_STEPS",
-    "RULES", "TOLERANCE", "clock_sample", "log1mexp", "log_prob", "mixture", "mixture_covariance",
-    "mixture_marginals", "mixture_mean",
+    "RULES", "TOLERANCE", "clock_sample", "log1mexp", "log1mexp_exp", "log_prob", "mixture",
+    "mixture_covariance", "mixture_marginals", "mixture_mean",
 ]
 
 # the integration interval ends where the log-integrand is this far below its peak
@@ -82,71 +82,86 @@ def log1mexp(s: torch.Tensor) -> torch.Tensor:
                        torch.log1p(-torch.exp(-safe_large)))
 
 
+def log1mexp_exp(log_s: torch.Tensor) -> torch.Tensor:
+    """``log(1 - exp(-e^log_s))`` from ``log_s``, without cancellation, also where ``e^log_s``
+    underflows (below ``log_s = -20`` it is ``log_s - e^log_s / 2`` to rounding)."""
+    tiny = log_s < -20
+    safe = torch.where(tiny, torch.zeros_like(log_s), log_s)
+    return torch.where(tiny, log_s - 0.5 * log_s.exp(), log1mexp(safe.exp()))
+
+
 def _log_integrand(v: torch.Tensor, x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor,
                    log_d: torch.Tensor) -> torch.Tensor:
     """``h(v)`` ``[..., K]`` for nodes ``v [..., K]`` and ``x, m, log_w [..., c]``."""
-    s = (log_w.unsqueeze(-2) + v.unsqueeze(-1)).exp()          # [..., K, c]
+    log_s = log_w.unsqueeze(-2) + v.unsqueeze(-1)               # [..., K, c]
+    s = log_s.exp()
     drawable = log_w.unsqueeze(-2) > NEG_INF
     log_q = torch.where(drawable, -s, torch.zeros_like(s))
-    log_p = torch.where(drawable, log1mexp(torch.where(drawable, s, torch.ones_like(s))),
+    log_p = torch.where(drawable, log1mexp_exp(torch.where(drawable, log_s, 0.0)),
                         torch.full_like(s, NEG_INF))
     if m.numel() and float(m.detach().max()) <= DIRECT_UP_TO:
-        # log C(m, x) once per count vector, then the two powers at every node
+        # log C(m, x) once per count vector, then the two powers at every node (a class with
+        # nothing left adds nothing, even where its e^{-s} underflows)
         drawn = torch.where(x.unsqueeze(-2) > 0, x.unsqueeze(-2) * log_p, torch.zeros_like(s))
-        powers = drawn + (m - x).unsqueeze(-2) * log_q
+        rest = (m - x).unsqueeze(-2)
+        powers = drawn + torch.where(rest > 0, rest * log_q, torch.zeros_like(s))
         constant = log_binomial(m, x).sum(-1, keepdim=True)
         return v + log_d.unsqueeze(-1) + constant + powers.sum(-1)
     terms = log_binomial_pmf(x.unsqueeze(-2), m.unsqueeze(-2), log_p, log_q)
     return v + log_d.unsqueeze(-1) + terms.sum(-1)
 
 
-def _slopes(v: torch.Tensor, x: torch.Tensor, m: torch.Tensor, w: torch.Tensor
+def _slopes(v: torch.Tensor, x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """``h'(v)`` and ``h''(v)`` for ``v [...]`` (no gradient)."""
-    s = w * v.unsqueeze(-1).exp()
-    safe = torch.where(s > 0, s, torch.ones_like(s))
-    ratio = torch.where(s > 0, safe / torch.expm1(safe), torch.ones_like(s))  # s / (e^s - 1)
-    spread = torch.where(s > 0, safe / -torch.expm1(-safe), torch.ones_like(s))  # s/(1-e^-s)
+    s = (log_w + v.unsqueeze(-1)).exp()  # not w e^v: e^-1000 e^1000 would be 0 times inf
+    # s / (e^s - 1) and its product with 1 - s / (1 - e^-s) vanish where e^s overflows
+    finite = (s > 0) & (s < 700)
+    safe = torch.where(finite, s, torch.ones_like(s))
+    ratio = torch.where(finite, safe / torch.expm1(safe), (s == 0).to(s.dtype))
+    spread = safe / -torch.expm1(-safe)
+    bend = torch.where(finite, ratio * (1 - spread), torch.zeros_like(s))
     rest = m - x
-    first = 1 + (x * ratio).sum(-1) - (rest * s).sum(-1)
-    second = (x * ratio * (1 - spread)).sum(-1) - (rest * s).sum(-1)
+    leaving = torch.where(rest > 0, rest * s, torch.zeros_like(s)).sum(-1)
+    first = 1 + (x * ratio).sum(-1) - leaving
+    second = (x * bend).sum(-1) - leaving
     return first, second
 
 
-def _placement(v: torch.Tensor, x: torch.Tensor, rest: torch.Tensor, w: torch.Tensor
+def _placement(v: torch.Tensor, x: torch.Tensor, rest: torch.Tensor, log_w: torch.Tensor
                ) -> torch.Tensor:
     """``h(v)`` up to a constant in ``v`` (``log d`` and the binomial coefficients left out),
     for placing the nodes: ``v + sum_i x_i log(1 - e^-s_i) - (m_i - x_i) s_i``, ``s = w e^v``."""
-    s = w * v.unsqueeze(-1).exp()
-    drawn = torch.where(x > 0, x * log1mexp(torch.where(x > 0, s, torch.ones_like(s))),
+    log_s = log_w + v.unsqueeze(-1)
+    s = log_s.exp()
+    drawn = torch.where(x > 0, x * log1mexp_exp(torch.where(x > 0, log_s, 0.0)),
                         torch.zeros_like(s))
-    return v + drawn.sum(-1) - (rest * s).sum(-1)
+    return v + drawn.sum(-1) - torch.where(rest > 0, rest * s, torch.zeros_like(s)).sum(-1)
 
 
 @torch.no_grad()
 def _interval(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor, log_d: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The peak ``v*`` of ``h`` and the ends ``a < v* < b`` where ``h`` is ``DROP`` below it."""
-    w = log_w.exp()
     rest = m - x
     v = torch.log1p(x.sum(-1)) - log_d
     lo, hi = v - 80.0, v + 80.0
     for _ in range(NEWTON_STEPS):
-        first, second = _slopes(v, x, m, w)
+        first, second = _slopes(v, x, m, log_w)
         lo = torch.where(first > 0, v, lo)
         hi = torch.where(first > 0, hi, v)
         step = v - first / torch.where(second < 0, second, torch.full_like(second, -1.0))
         v = torch.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
-    target = _placement(v, x, rest, w) - DROP
-    curvature = (-_slopes(v, x, m, w)[1]).clamp_min(1e-12)
+    target = _placement(v, x, rest, log_w) - DROP
+    curvature = (-_slopes(v, x, m, log_w)[1]).clamp_min(1e-12)
     guess = (2 * DROP / curvature).sqrt()
     ends = torch.stack([v - guess, v + guess])
     sign = torch.tensor([1.0, -1.0], dtype=v.dtype, device=v.device).view(2, *[1] * v.dim())
     for _ in range(ENDS_NEWTON_STEPS):
         # Newton on the concave h(v) = target: from outside the interval it stays outside and
         # converges monotonically; from inside one step takes it outside
-        gap = _placement(ends, x, rest, w) - target
-        slope = (sign * _slopes(ends, x, m, w)[0]).clamp_min(1e-12)
+        gap = _placement(ends, x, rest, log_w) - target
+        slope = (sign * _slopes(ends, x, m, log_w)[0]).clamp_min(1e-12)
         ends = ends - sign * gap / slope
     return v, ends[0].minimum(v - 1e-6), ends[1].maximum(v + 1e-6)
 
@@ -208,7 +223,7 @@ def log_prob(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor) -> torch.Ten
         value = logsumexp(values[..., : nodes.shape[-1]] + log_weights, -1)
         with torch.no_grad():
             check = logsumexp(values[..., nodes.shape[-1]: -2] + check_weights, -1)
-            slopes = torch.stack([_slopes(end, x, m, log_w.exp())[0].abs()
+            slopes = torch.stack([_slopes(end, x, m, log_w)[0].abs()
                                   for end in (left, right)], -1)
             tails = logsumexp(values[..., -2:] - slopes.clamp_min(1e-300).log(), -1)
             error = (check - value).abs() + (tails - value).exp()
