@@ -92,3 +92,13 @@ def test_one_drawable_class_among_empty_ones_is_degenerate():
     torch.testing.assert_close(d.variance, torch.zeros(3, **F64))
     offset, log_probs = d.log_marginals()
     assert float(log_probs[1, 3]) == 0.0
+
+
+def test_an_urn_too_large_for_memory_gets_advice_the_user_can_follow():
+    """The Wallenius law of an urn of 2 x 10^12 balls: its Fisher mixture fits neither engine;
+    the error says so instead of advising engine='auto', the engine in use."""
+    d = MWNCH(torch.tensor([10**12, 10**12]), 10**12, logits=torch.tensor([0.0, 1.0], **F64))
+    with pytest.raises(ValueError, match="would need about") as error:
+        d.mean
+    assert "'auto'" not in str(error.value)
+    assert "too" in str(error.value)

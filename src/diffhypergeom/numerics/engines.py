@@ -185,14 +185,20 @@ def build(engine: str, population: torch.Tensor, draws: torch.Tensor, theta: tor
     module = _logspace if name == "logspace" else _fft
     needed, limit = module.estimated_bytes(m, n), memory_limit(theta.device)
     other = "fft" if name == "logspace" else "logspace"
-    if needed > limit and engine == "auto":
-        other_needed = (_fft if other == "fft" else _logspace).estimated_bytes(m, n)
-        if other_needed <= limit:
-            name, other, needed = other, name, other_needed
     if needed > limit:
-        raise ValueError(
-            f"engine={name!r} would need about {needed / 2**30:,.1f} GiB for this urn "
-            f"(the device has {limit / 2**30:,.1f} GiB); use engine={other!r} or 'auto'")
+        other_needed = (_fft if other == "fft" else _logspace).estimated_bytes(m, n)
+        if engine == "auto" and other_needed <= limit:
+            name, other, needed = other, name, other_needed
+        else:
+            gib = 2 ** 30
+            advice = (f"use engine={other!r} (about {other_needed / gib:,.1f} GiB)"
+                      if other_needed <= limit else
+                      f"engine={other!r} would need about {other_needed / gib:,.1f} GiB too; "
+                      f"the spread of the counts sets the cost, so a smaller urn or fewer "
+                      f"draws is what fits")
+            raise ValueError(
+                f"engine={name!r} would need about {needed / gib:,.1f} GiB for this urn (the "
+                f"device has {limit / gib:,.1f} GiB); {advice}")
     if engine == "auto" and normalizer is None:
         # chosen when the mean is asked for, not at every construction
         normalizer = partial(_deferred_normalizer, name, m, n, complement, zero_weights)
