@@ -14,7 +14,7 @@ from diffhypergeom import (
     RandomPartition,
     RelaxedMultivariateFisherNCHypergeometric,
 )
-from diffhypergeom.subsets import k_subset
+from diffhypergeom.subsets import gumbel_top_k, k_subset
 
 F64 = torch.float64
 LAWS = {
@@ -26,7 +26,9 @@ LAWS = {
     "fisher-fft": lambda: MultivariateFisherNCHypergeometric(
         torch.tensor([3, 5, 2]), 4, logits=torch.tensor([0.1, 0.0, -0.3], dtype=F64),
         engine="fft"),
-    "k-subset-tree": lambda: k_subset(torch.linspace(-1, 1, 12, dtype=F64), 4),
+    "k-subset-rejection": lambda: k_subset(torch.linspace(-1, 1, 12, dtype=F64), 4),
+    "k-subset-tree": lambda: k_subset(torch.linspace(-3, 3, 1000, dtype=F64), 50),
+    "gumbel-top-k": lambda: gumbel_top_k(torch.linspace(-1, 1, 12, dtype=F64), 4),
     "merged": lambda: MergedFisherNCHypergeometric(
         torch.tensor([3, 5, 2]), 4, logits=torch.tensor([0.1, 0.0, -0.3], dtype=F64)),
     "wallenius": lambda: MultivariateWalleniusNCHypergeometric(
