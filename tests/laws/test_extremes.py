@@ -102,3 +102,20 @@ def test_an_urn_too_large_for_memory_gets_advice_the_user_can_follow():
         d.mean
     assert "'auto'" not in str(error.value)
     assert "too" in str(error.value)
+
+
+def test_a_logit_spread_beyond_the_stated_limit_is_a_clear_error():
+    """Up to 1e6 log_prob is exact (the gap test above); beyond MAX_SPREAD a ValueError naming
+    the logits, not a -inf or an error from inside the quadrature."""
+    from diffhypergeom.laws.wallenius import MAX_SPREAD
+
+    d = MWNCH(torch.tensor([2, 1]), 2, logits=torch.tensor([1e6, 0.0], **F64))
+    assert float(d.log_prob(torch.tensor([1.0, 1.0], **F64))) == pytest.approx(
+        math.log(1.5) - 1e6, rel=1e-12)
+    for spread in (10 * MAX_SPREAD, 1e300):
+        far = MWNCH(torch.tensor([2, 2]), 2, logits=torch.tensor([spread, 0.0], **F64))
+        with pytest.raises(ValueError, match="logits: the drawable classes' logits spread"):
+            far.log_prob(torch.tensor([1.0, 1.0], **F64))
+    # an empty class's logit is not part of the spread
+    empty = MWNCH(torch.tensor([2, 2, 0]), 2, logits=torch.tensor([0.0, 1.0, 1e300], **F64))
+    assert torch.isfinite(empty.log_prob(torch.tensor([1.0, 1.0, 0.0], **F64)))

@@ -26,13 +26,16 @@ from diffhypergeom.laws.checks import TensorLike
 from diffhypergeom.numerics import wallenius as quadrature
 from diffhypergeom.numerics.special import NEG_INF
 
-__all__ = ["ENTROPY_SAMPLES", "GAP", "MultivariateWalleniusNCHypergeometric"]
+__all__ = ["ENTROPY_SAMPLES", "GAP", "MAX_SPREAD", "MultivariateWalleniusNCHypergeometric"]
 
 # exact draws of the Monte Carlo entropy of urns whose support is too large to sum over
 ENTROPY_SAMPLES = 4096
 # logits further apart than this split an urn into tiers drawn one after the other
 # (``_reduced``): a lighter ball goes before a heavier one with probability below e^-GAP
 GAP = 700.0
+# widest spread of the drawable classes' logits that log_prob resolves (measured: 1e-11
+# relative at 1e6, the quadrature's tolerance missed at 1e8)
+MAX_SPREAD = 1e6
 
 
 class MultivariateWalleniusNCHypergeometric(UrnDistribution):
@@ -110,6 +113,12 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         non-integer counts inside the ranges the continuous (``lgamma``) extension."""
         x, inside, sample_shape = self._counts(value)
         population, draws, log_w = self._flat()
+        finite = torch.where(population > 0, log_w.detach(), NEG_INF)
+        spread = finite.amax(-1) + torch.where(population > 0, -log_w.detach(), NEG_INF).amax(-1)
+        if population.numel() and float(spread.max()) > MAX_SPREAD:
+            raise ValueError(f"logits: the drawable classes' logits spread by "
+                             f"{float(spread.max()):.3g}; log_prob resolves spreads up to "
+                             f"{MAX_SPREAD:.0e} (only differences matter)")
         m = population.to(torch.float64).unsqueeze(0)
         x_safe = torch.where(inside.unsqueeze(-1), x, _greedy(population, draws).unsqueeze(0))
         out = quadrature.log_prob(x_safe, m, log_w.unsqueeze(0))
