@@ -30,8 +30,10 @@ from diffhypergeom.laws.checks import (
     broadcast_batch,
     broadcast_value,
     check_logits,
+    check_not_meta,
     check_total,
     check_weights,
+    expanded_shape,
 )
 from diffhypergeom.laws.sharing import BatchSharing
 from diffhypergeom.numerics import support as support_module
@@ -197,7 +199,10 @@ class UrnDistribution(Distribution):
         self._zero_weights = zero_weights
         # kept only to give the gradient in a weight that is exactly zero its true value
         self._weights = weights.expand(batch_shape + (num_classes,)) if zero_weights else None
-        super().__init__(batch_shape, torch.Size((num_classes,)), validate_args=validate_args)
+        # torch's own parameter check cannot reshape an empty batch; ours has run
+        super().__init__(batch_shape, torch.Size((num_classes,)),
+                         validate_args=checking and batch_shape.numel() > 0)
+        self._validate_args = checking
 
     def _check_feasible(self) -> None:
         total = self.population.sum(-1)
@@ -215,7 +220,7 @@ class UrnDistribution(Distribution):
 
     # ------------------------------------------------------------------ torch plumbing
     def expand(self, batch_shape: Sequence[int], _instance=None):
-        batch_shape = torch.Size(batch_shape)
+        batch_shape = expanded_shape(batch_shape, self.batch_shape)
         event = batch_shape + self.event_shape
         weights = None if self._weights is None else self._weights.expand(event)
         return self._copy_with(self.population.expand(event), self.draws.expand(batch_shape),
@@ -319,6 +324,7 @@ class UrnDistribution(Distribution):
         value = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
         if value.dtype == torch.bool or value.is_complex():
             raise ValueError(f"value must hold real counts, got dtype {value.dtype}")
+        check_not_meta(value, "value")
         if value.dim() == 0 or value.shape[-1] != self.num_classes:
             raise ValueError(f"value must have shape [..., {self.num_classes}] (the classes "
                              f"last), got {tuple(value.shape)}")

@@ -10,8 +10,9 @@ import torch
 
 __all__ = [
     "MAX_TOTAL", "TensorLike", "as_count_tensor", "as_float_tensor", "broadcast_batch",
-    "broadcast_value", "check_bool", "check_logits", "check_positive", "check_total",
-    "check_weights", "on_device",
+    "broadcast_value", "check_bool", "check_class_index", "check_labels", "check_logits",
+    "check_not_meta", "check_positive", "check_sample_shape", "check_total", "check_weights",
+    "expanded_shape", "on_device",
 ]
 
 TensorLike = torch.Tensor | np.ndarray | Sequence | int | float
@@ -75,9 +76,80 @@ def as_float_tensor(value: TensorLike, name: str) -> torch.Tensor:
               else _convert(value, name, "a real tensor of shape [..., c]"))
     if tensor.is_complex() or tensor.dtype == torch.bool:
         raise ValueError(f"{name} must be real numbers, got dtype {tensor.dtype}")
+    check_not_meta(tensor, name)
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.get_default_dtype())
     return tensor
+
+
+def check_not_meta(tensor: torch.Tensor, name: str) -> None:
+    """A ``ValueError`` for a tensor on the ``meta`` device: it holds no values, and every law
+    reads its parameters' values (to choose an engine, to check the urn)."""
+    if tensor.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device, which holds no values; the laws read "
+                         f"their parameters' values, so build them on a real device")
+
+
+def check_sample_shape(sample_shape: object) -> torch.Size:
+    """``sample_shape`` as a ``torch.Size`` of non-negative ints, else a ``ValueError`` naming
+    it.
+
+    Example:
+        >>> from diffhypergeom.laws.checks import check_sample_shape
+        >>> check_sample_shape((2, 3))
+        torch.Size([2, 3])
+        >>> check_sample_shape((-1,))
+        Traceback (most recent call last):
+        ...
+        ValueError: sample_shape must be a sequence of non-negative ints, got (-1,)
+    """
+    try:
+        shape = torch.Size(sample_shape)
+    except TypeError as err:
+        raise ValueError(f"sample_shape must be a sequence of non-negative ints, got "
+                         f"{sample_shape!r}") from err
+    if any(size < 0 for size in shape):
+        raise ValueError(f"sample_shape must be a sequence of non-negative ints, got "
+                         f"{tuple(sample_shape)!r}")
+    return shape
+
+
+def expanded_shape(batch_shape: object, current: torch.Size) -> torch.Size:
+    """``batch_shape`` for ``expand``: a ``torch.Size`` that ``current`` broadcasts to, else a
+    ``ValueError`` naming it (torch's own error names neither)."""
+    shape = check_sample_shape(batch_shape) if not isinstance(batch_shape, torch.Size) \
+        else batch_shape
+    try:
+        if torch.broadcast_shapes(current, shape) == shape:
+            return shape
+    except RuntimeError:
+        pass
+    raise ValueError(f"batch_shape {tuple(shape)} is not one the batch shape {tuple(current)} "
+                     f"expands to (torch.expand rules: equal sizes, or 1, aligned from the "
+                     f"right)")
+
+
+def check_class_index(i: object, classes: int) -> int:
+    """A class index ``-classes <= i < classes`` (a Python or NumPy int, not a bool), as
+    ``0 <= i < classes``; a ``TypeError`` or ``ValueError`` naming ``i`` otherwise."""
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"class index i must be an int, got {type(i).__name__} {i!r}")
+    if not -classes <= i < classes:
+        raise ValueError(f"class index i must be in [0, {classes}), got {i}")
+    return int(i) % classes
+
+
+def check_labels(value: object, name: str = "value") -> torch.Tensor:
+    """Block labels as a tensor of whole numbers: strings, booleans and complex numbers are a
+    ``TypeError`` naming ``name``."""
+    if isinstance(value, str) or (isinstance(value, Sequence) and any(
+            isinstance(v, str) for v in value)):
+        raise TypeError(f"{name} must hold integer block labels, got a string {value!r}")
+    z = value if isinstance(value, torch.Tensor) else _convert(
+        value, name, "a tensor of integer block labels")
+    if z.dtype == torch.bool or z.is_complex():
+        raise TypeError(f"{name} must hold integer block labels, got dtype {z.dtype}")
+    return z
 
 
 def on_device(tensor: torch.Tensor, name: str, device: torch.device | str | None

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.distributions import register_kl
 
 from diffhypergeom.laws.base import MAX_DENSE, check_count_dtype
-from diffhypergeom.laws.checks import TensorLike, check_bool
+from diffhypergeom.laws.checks import TensorLike, check_bool, check_class_index, check_sample_shape
 from diffhypergeom.laws.engine_law import FisherEngineLaw, eager
 from diffhypergeom.laws.gradients import Gradient
 from diffhypergeom.numerics.base import Window
@@ -176,9 +176,7 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
     def marginal(self, i: int) -> torch.distributions.Categorical:
         """Exact marginal of class ``i``: a ``Categorical`` over the counts ``0..max m_i``
         (with batch shape ``batch_shape``)."""
-        if not -self.num_classes <= i < self.num_classes:
-            raise ValueError(f"class index i must be in [0, {self.num_classes}), got {i}")
-        i = i % self.num_classes
+        i = check_class_index(i, self.num_classes)
         size = int(self.population[..., i].max()) + 1 if self.population.numel() else 1
         if size * self.batch_shape.numel() > MAX_DENSE:
             raise ValueError(f"marginal({i}) would hold {size:,} counts per urn; use "
@@ -197,9 +195,7 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
         """Exact marginal of class ``i`` where it can be non-negligible: ``(offset [...],
         log_probs [..., W])``, ``log p(x_i = offset + j) = log_probs[..., j]`` (``W`` is ``m_i
         + 1`` with the log-space engine, a window of ``O(sigma_i)`` counts with the FFT one)."""
-        if not -self.num_classes <= i < self.num_classes:
-            raise ValueError(f"class index i must be in [0, {self.num_classes}), got {i}")
-        offset, log_prob = self._marginal_window(i % self.num_classes)
+        offset, log_prob = self._marginal_window(check_class_index(i, self.num_classes))
         if self._zero_weight_tangent() is None:
             width = log_prob.shape[-1]
             sharing = self.sharing
@@ -335,7 +331,7 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
         the same, only which sampler rows are computed changes)."""
         check_bool(permute, "permute")
         check_count_dtype(self.logits.dtype, self.draws)
-        return self._sample_counts(torch.Size(sample_shape), permute).to(self.logits.dtype)
+        return self._sample_counts(check_sample_shape(sample_shape), permute).to(self.logits.dtype)
 
     @eager
     def _sample_counts(self, sample_shape: torch.Size, permute: bool = False) -> torch.Tensor:
@@ -381,7 +377,7 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
         Gumbel-softmax counts use ``RelaxedMultivariateFisherNCHypergeometric``."""
         chosen = self.gradient.override(gradient, temperature=temperature, permute=permute,
                                         couple_rows=couple_rows, rao_samples=rao_samples)
-        return self._rsample(torch.Size(sample_shape), chosen, None).counts
+        return self._rsample(check_sample_shape(sample_shape), chosen, None).counts
 
     def rsample_detailed(self, sample_shape: Sequence[int] = torch.Size(), *,
                          gradient: str | None = None,
@@ -392,7 +388,7 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
         per-class relaxed one-hot vectors and the log-probability of the draw (see
         ``RelaxedDraw``). With ``gradient="mean"`` the one-hot
         vector of class ``i`` carries the gradient of its exact marginal ``P(x_i = k)``."""
-        sample_shape = torch.Size(sample_shape)
+        sample_shape = check_sample_shape(sample_shape)
         width = int(self.population.max()) + 1 if self.population.numel() else 1
         if width * self.num_classes * self.batch_shape.numel() \
                 * max(sample_shape.numel(), 1) > MAX_DENSE:

@@ -29,7 +29,13 @@ from collections.abc import Sequence
 import torch
 from torch.distributions import Distribution
 
-from diffhypergeom.laws.checks import TensorLike, as_count_tensor, as_float_tensor, check_logits
+from diffhypergeom.laws.checks import (
+    TensorLike,
+    as_count_tensor,
+    as_float_tensor,
+    check_logits,
+    check_sample_shape,
+)
 from diffhypergeom.laws.engine_law import eager
 from diffhypergeom.laws.fisher import MultivariateFisherNCHypergeometric
 from diffhypergeom.numerics import bernoulli
@@ -160,7 +166,7 @@ class KSubset(MultivariateFisherNCHypergeometric):
         ``normalized=False`` leaves out ``log e_k(w)``, the same for every draw of an urn: the
         score ``theta . x`` serves estimators whose weights on the draws of an urn sum to zero
         (a leave-one-out baseline), where that term's gradient cancels."""
-        sample_shape = torch.Size(sample_shape)
+        sample_shape = check_sample_shape(sample_shape)
         x = self.sample(sample_shape)
         score = (x * self.logits).sum(-1)
         if normalized:

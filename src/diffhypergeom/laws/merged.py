@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 
 from diffhypergeom.laws.base import check_count_dtype
-from diffhypergeom.laws.checks import TensorLike
+from diffhypergeom.laws.checks import TensorLike, check_sample_shape
 from diffhypergeom.laws.engine_law import FisherEngineLaw
 from diffhypergeom.laws.gradients import Gradient
 from diffhypergeom.numerics.base import Engine, Window, checkpoint_if_large, distinct
@@ -115,7 +115,7 @@ class MergedFisherNCHypergeometric(FisherEngineLaw):
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         """Exact draws of this law, ``[*sample_shape, *batch, c]`` in the logits' dtype."""
-        sample_shape = torch.Size(sample_shape)
+        sample_shape = check_sample_shape(sample_shape)
         check_count_dtype(self.logits.dtype, self.draws)
         urn = self._urn()
         counts = urn.sample(sample_shape.numel() * self.sharing.repeats, self._conditional(urn))
@@ -134,7 +134,7 @@ class MergedFisherNCHypergeometric(FisherEngineLaw):
         chosen = _merged_gradient(self.gradient.override(
             gradient, temperature=temperature, couple_rows=couple_rows, rao_samples=rao_samples))
         settings, _ = chosen._replace(permute=False).settings()
-        return self._gumbel_draw(torch.Size(sample_shape), settings, False, None).counts
+        return self._gumbel_draw(check_sample_shape(sample_shape), settings, False, None).counts
 
     # ------------------------------------------------------------------ by enumeration
     def _enumerated(self, member: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,8 +33,11 @@ from diffhypergeom.laws.checks import (
     as_float_tensor,
     broadcast_batch,
     broadcast_value,
+    check_labels,
     check_logits,
     check_positive,
+    check_sample_shape,
+    expanded_shape,
 )
 from diffhypergeom.laws.fisher import MultivariateFisherNCHypergeometric
 from diffhypergeom.numerics import wallenius as quadrature
@@ -126,7 +129,7 @@ class RandomPartition(Distribution):
                                                   validate_args=False)
 
     def expand(self, batch_shape: Sequence[int], _instance=None) -> RandomPartition:
-        batch_shape = torch.Size(batch_shape)
+        batch_shape = expanded_shape(batch_shape, self.batch_shape)
         new = self._get_checked_instance(RandomPartition, _instance)
         new.size_logits = self.size_logits.expand(batch_shape + (self.num_blocks,))
         new.element_logits = self.element_logits.expand(batch_shape + (self.num_elements,))
@@ -139,7 +142,7 @@ class RandomPartition(Distribution):
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         """``[*sample, *batch]``: ``log MFNCH(bincount(z)) + sum_k log I_k``, exact."""
-        z = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        z = check_labels(value)
         if z.dim() == 0 or z.shape[-1] != self.num_elements:
             raise ValueError(f"value must hold labels of shape [..., {self.num_elements}], got "
                              f"{tuple(z.shape)}")
@@ -183,7 +186,7 @@ class RandomPartition(Distribution):
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         """Exact draws ``[*sample_shape, *batch, N]`` of the labels (floating)."""
         with torch.no_grad():
-            return self._draw(torch.Size(sample_shape))[0]
+            return self._draw(check_sample_shape(sample_shape))[0]
 
     def _draw(self, sample_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Exact labels, and the sizes ``[..., K]`` and the Gumbel-perturbed scores ``[..., N]``
@@ -210,7 +213,7 @@ class RandomPartition(Distribution):
         estimators through the exact ``log_prob`` are unbiased."""
         temperature = self.temperature if temperature is None else temperature
         check_positive(temperature, "temperature")
-        sample_shape = torch.Size(sample_shape)
+        sample_shape = check_sample_shape(sample_shape)
         labels, sizes, keys = self._draw(sample_shape)
         mean = self.sizes.mean
         relaxed_sizes = sizes + (mean - mean.detach())

@@ -18,7 +18,7 @@ import torch
 from torch.distributions import constraints
 
 from diffhypergeom.laws.base import UrnSupport
-from diffhypergeom.laws.checks import TensorLike, check_bool, check_positive
+from diffhypergeom.laws.checks import TensorLike, check_bool, check_positive, check_sample_shape
 from diffhypergeom.laws.engine_law import FisherEngineLaw
 from diffhypergeom.numerics.sampling import GumbelSettings
 
@@ -117,7 +117,8 @@ class RelaxedMultivariateFisherNCHypergeometric(FisherEngineLaw):
     def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         """Soft counts ``[*sample_shape, *batch, c]`` (floating, summing to ``draws``)."""
         settings = GumbelSettings(self.temperature, hard=False)
-        return self._gumbel_draw(torch.Size(sample_shape), settings, self.permute, None).counts
+        return self._gumbel_draw(check_sample_shape(sample_shape), settings, self.permute,
+                                 None).counts
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         with torch.no_grad():

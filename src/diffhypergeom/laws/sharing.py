@@ -74,4 +74,4 @@ class BatchSharing:
         """The inverse of ``unflatten_draws`` for ``x [*sample_shape, *batch, c]``."""
         x = x.reshape(sample_shape.numel(), *self.batch_shape, x.shape[-1])
         x = x.permute([0] + [1 + d for d in self.shared + self.rest] + [x.dim() - 1])
-        return x.reshape(-1, self.distinct, x.shape[-1])
+        return x.reshape(x.shape[0] * max(self.repeats, 1), self.distinct, x.shape[-1])

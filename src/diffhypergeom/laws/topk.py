@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from diffhypergeom.laws.base import check_count_dtype
-from diffhypergeom.laws.checks import TensorLike, as_float_tensor
+from diffhypergeom.laws.checks import TensorLike, as_float_tensor, check_sample_shape
 from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
 from diffhypergeom.numerics import race
 from diffhypergeom.numerics.special import NEG_INF
@@ -90,7 +90,7 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         """Exact draws ``[*sample_shape, *batch, N]``: ``topk`` of Gumbel-perturbed logits."""
-        sample_shape = torch.Size(sample_shape)
+        sample_shape = check_sample_shape(sample_shape)
         check_count_dtype(self.logits.dtype, self.draws)
         with torch.no_grad():
             return self._chosen(self._ranks(sample_shape))
@@ -102,7 +102,7 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         (its gradient is an unbiased score for any function of the subset). ``normalized`` is
         accepted for the estimators' sake (``KSubset.sample_with_score``); the order's
         probability has no term that every draw shares, so it is always normalised."""
-        sample_shape = torch.Size(sample_shape)
+        sample_shape = check_sample_shape(sample_shape)
         check_count_dtype(self.logits.dtype, self.draws)
         order = self._ranks(sample_shape)
         logits = self.logits.expand(order.shape).gather(-1, order)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 
 from diffhypergeom.laws.base import MAX_DENSE, UrnDistribution, check_count_dtype
-from diffhypergeom.laws.checks import TensorLike
+from diffhypergeom.laws.checks import TensorLike, check_class_index, check_sample_shape
 from diffhypergeom.numerics import wallenius as quadrature
 from diffhypergeom.numerics.special import NEG_INF
 
@@ -129,7 +129,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         """Exact draws ``[*sample_shape, *batch, c]`` in the logits' floating dtype."""
-        sample_shape = torch.Size(sample_shape)
+        sample_shape = check_sample_shape(sample_shape)
         check_count_dtype(self.logits.dtype, self.draws)
         population, draws, log_w, fixed = self._reduced()
         counts = quadrature.clock_sample(population.to(torch.float64), draws, log_w.detach(),
@@ -178,9 +178,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         """Exact marginal of class ``i`` as ``(offset [...], log_probs [..., W])`` with
         ``log p(x_i = offset + j) = log_probs[..., j]`` (here ``offset = 0``, ``W = max m_i +
         1``), from the Fisher mixture (differentiable in the logits)."""
-        if not -self.num_classes <= i < self.num_classes:
-            raise ValueError(f"class index i must be in [0, {self.num_classes}), got {i}")
-        i %= self.num_classes
+        i = check_class_index(i, self.num_classes)
         offset, log_probs = self._log_marginals([i])
         return offset[..., 0], log_probs[..., 0, :]
 
