@@ -86,3 +86,12 @@ def test_a_partition_with_a_wide_element_gap_sums_to_one():
     d = RandomPartition(torch.tensor([0.0, 0.0]), torch.tensor([0.0, 1000.0]))
     labels = torch.tensor(list(itertools.product([0, 1], repeat=2)))
     assert float(d.log_prob(labels).exp().sum()) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("law", [k_subset, gumbel_top_k])
+@pytest.mark.parametrize("validate", [True, False])
+def test_a_subset_larger_than_the_items_is_named_even_without_validation(law, validate):
+    """k > N has no subset: a ValueError naming k, not a vector of ones (gumbel_top_k) or an
+    error from inside logspace.py (k_subset), with validate_args=False too."""
+    with pytest.raises(ValueError, match="k must be <= N = 3"):
+        law(torch.zeros(3), 5, validate_args=validate)

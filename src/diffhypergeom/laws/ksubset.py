@@ -82,9 +82,10 @@ class KSubset(MultivariateFisherNCHypergeometric):
         k = as_count_tensor(k, "k", logits.device, checking)
         if checking:
             check_logits(logits)
-            if bool((k > logits.shape[-1]).any()):
-                raise ValueError(f"k must be <= N = {logits.shape[-1]} (the items), got "
-                                 f"{k.max().item()}")
+        # also without validation: k > N has no subset, and would give ones or fail deep inside
+        if k.numel() and bool((k > logits.shape[-1]).any()):
+            raise ValueError(f"k must be <= N = {logits.shape[-1]} (the items), got "
+                             f"{k.max().item()}")
         population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
         # the checks the Fisher law would repeat (an urn of ones) are made above
         super().__init__(population, k, logits=logits, engine=engine, gradient=gradient,

@@ -58,6 +58,11 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         if logits.dim() == 0:
             raise ValueError("logits must have an item dimension: shape [..., N]")
         population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
+        # also without validation: k > N has no subset (topk would give all N items)
+        size = torch.as_tensor(k)
+        if size.numel() and bool((size > logits.shape[-1]).any()):
+            raise ValueError(f"k must be <= N = {logits.shape[-1]} (the items), got "
+                             f"{size.max().item()}")
         super().__init__(population, k, logits=logits, validate_args=validate_args)
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
