@@ -119,3 +119,25 @@ def test_a_logit_spread_beyond_the_stated_limit_is_a_clear_error():
     # an empty class's logit is not part of the spread
     empty = MWNCH(torch.tensor([2, 2, 0]), 2, logits=torch.tensor([0.0, 1.0, 1e300], **F64))
     assert torch.isfinite(empty.log_prob(torch.tensor([1.0, 1.0, 0.0], **F64)))
+
+
+@pytest.mark.parametrize("population, draws, weights", [
+    ([1, 1], 1, [0.0, 1.0]),
+    ([3, 2, 4], 4, [1.0, 0.0, 2.0]),
+])
+def test_the_marginal_gradient_at_a_zero_weight_is_the_one_sided_derivative(
+        population, draws, weights):
+    """marginal(i).probs in every weight, against the one-sided finite difference (a zero
+    weight only grows): autograd gave 0 in the zero weight, the softmax over log-probabilities
+    dropping the first-order mass of the counts that had probability zero."""
+    base = torch.tensor(weights, **F64)
+    for i in range(len(population)):
+        for count in range(population[i] + 1):
+            def prob(w, i=i, count=count):
+                return MFNCH(torch.tensor(population), draws, weights=w).marginal(i).probs[count]
+            w = base.clone().requires_grad_()
+            prob(w).backward()
+            h = 1e-7
+            difference = torch.stack([(prob(base + h * e) - prob(base)) / h
+                                      for e in torch.eye(len(population), **F64)])
+            torch.testing.assert_close(w.grad, difference, rtol=0, atol=1e-5)

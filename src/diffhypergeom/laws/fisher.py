@@ -181,15 +181,35 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
         if size * self.batch_shape.numel() > MAX_DENSE:
             raise ValueError(f"marginal({i}) would hold {size:,} counts per urn; use "
                              f"log_marginal({i}), which keeps only the counts that can occur")
-        offset, log_prob = self._marginal_window(i)
-        if self._zero_weight_tangent() is None:  # one per distinct urn, then expanded
+        found = self._zero_weight_tangent()
+        if found is None:  # one per distinct urn, then expanded
+            offset, log_prob = self._marginal_window(i)
             dense = Window(offset, log_prob).dense(size)
             logits = self.sharing.unflatten(dense, (size,))
-        else:
-            flat = Window(offset.reshape(-1), log_prob.reshape(-1, log_prob.shape[-1]))
-            logits = flat.dense(size).reshape(self.batch_shape + (size,))
-        return torch.distributions.Categorical(logits=logits.to(self.logits.dtype),
+            return torch.distributions.Categorical(logits=logits.to(self.logits.dtype),
+                                                   validate_args=False)
+        # in linear space: a count of probability zero keeps its first-order term eps p_i(k),
+        # which log space (and a softmax over it) would lose
+        eps, below = found
+        probs = self._dense_marginal(self, i, size)
+        with torch.no_grad():
+            other = self._dense_marginal(below, i, size)
+            fixed = probs.detach()
+            shifted = torch.nn.functional.pad(other, (1, 0))[..., :size]
+        own = eps[..., i].unsqueeze(-1)
+        probs = (probs + (eps.sum(-1, keepdim=True) - own) * (other - fixed)
+                 + own * (shifted - fixed))
+        return torch.distributions.Categorical(probs=probs.to(self.logits.dtype),
                                                validate_args=False)
+
+    @staticmethod
+    def _dense_marginal(dist: MultivariateFisherNCHypergeometric, i: int, size: int
+                        ) -> torch.Tensor:
+        """``[*batch, size]`` float64: ``P(X_i = k)`` of ``dist``'s own urns (no zero-weight
+        term), ``k = 0 .. size - 1``."""
+        window = dist._urn().log_marginals()[i]
+        return dist.sharing.unflatten(Window(window.offset, window.log_prob).dense(size),
+                                      (size,)).exp()
 
     def log_marginal(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact marginal of class ``i`` where it can be non-negligible: ``(offset [...],
