@@ -141,3 +141,22 @@ def test_the_marginal_gradient_at_a_zero_weight_is_the_one_sided_derivative(
             difference = torch.stack([(prob(base + h * e) - prob(base)) / h
                                       for e in torch.eye(len(population), **F64)])
             torch.testing.assert_close(w.grad, difference, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("population", [[0, 0, 1], [0] * 7 + [1]])
+def test_log_marginal_windows_never_start_below_zero(population):
+    """engine='fft' with every weight but the last zero: each class's window starts at a count
+    of zero or more (it started at -1) and holds the exact marginal."""
+    c = len(population)
+    weights = torch.zeros(c, **F64)
+    weights[-1] = 1.0
+    d = MFNCH(torch.tensor(population), 1, weights=weights, engine="fft")
+    for i in range(c):
+        offset, log_probs = d.log_marginal(i)
+        assert int(offset) >= 0
+        probs = torch.zeros(2, **F64)
+        for j, value in enumerate(log_probs.exp().tolist()):
+            if 0 <= int(offset) + j < 2:
+                probs[int(offset) + j] += value
+        expected = torch.tensor([0.0, 1.0] if i == c - 1 else [1.0, 0.0], **F64)
+        torch.testing.assert_close(probs, expected)

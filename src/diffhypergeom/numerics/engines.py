@@ -390,6 +390,14 @@ class Urn:
         offset = torch.where(self.flip, flipped_offset, window.offset)
         log_prob = torch.where(self.flip.unsqueeze(-1), window.log_prob.flip(-1),
                                window.log_prob)
+        below = offset < 0
+        if bool(below.any()):
+            # a flipped window of a class with fewer balls than its width reaches below zero,
+            # where every entry is -inf: start it at zero instead
+            shifted = Window(offset, log_prob)
+            offset = offset.clamp_min(0)
+            log_prob = shifted.at(offset.unsqueeze(-1) + torch.arange(width,
+                                                                      device=offset.device))
         return Window(offset, log_prob)
 
     def mean(self) -> torch.Tensor:
