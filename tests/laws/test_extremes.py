@@ -160,3 +160,18 @@ def test_log_marginal_windows_never_start_below_zero(population):
                 probs[int(offset) + j] += value
         expected = torch.tensor([0.0, 1.0] if i == c - 1 else [1.0, 0.0], **F64)
         torch.testing.assert_close(probs, expected)
+
+
+def test_an_urn_of_10_to_the_12_balls_answers_or_names_the_limit():
+    """m = [10^12, 10^12], n = 10^12 (issue 28 asked for 12 GB here): the mean and the variance
+    answer (the variance from the Hessian, against the large-urn approximation 1 / Var = sum of
+    1 / mu and 1 / (m - mu) over the two classes, exact to O(1 / N)); draws and marginals,
+    whose windows span 10^7 counts, raise a ValueError naming the limit before allocating."""
+    d = MFNCH(torch.tensor([10**12, 10**12]), 10**12, logits=torch.tensor([0.0, 1.0], **F64))
+    mu = d.mean
+    m = 1e12
+    expected = 1 / (1 / mu[0] + 1 / (m - mu[0]) + 1 / mu[1] + 1 / (m - mu[1]))
+    torch.testing.assert_close(d.variance, expected.expand(2), rtol=1e-6, atol=0)
+    for member in (lambda: d.sample(), lambda: d.log_marginal(0)):
+        with pytest.raises(ValueError, match="MAX_TRANSFORM_WORK"):
+            member()

@@ -279,19 +279,29 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
 
     @property
     def variance(self) -> torch.Tensor:
-        """Exact ``Var[x_i]``, shape ``[..., c]``."""
-        variance = self.sharing.unflatten(self._urn().moments()[1], (self.num_classes,))
+        """Exact ``Var[x_i]``, shape ``[..., c]``: from the marginals, or, for an urn whose
+        marginals are too wide to compute (``fft.MAX_TRANSFORM_WORK``), the diagonal of the
+        Hessian of the log-partition function (``c`` backward passes)."""
+        variance = self._plain_variance(self)
         found = self._zero_weight_tangent()
         if found is not None:
             eps, below = found
             with torch.no_grad():
                 mean = self.sharing.unflatten(self._urn().mean(), (self.num_classes,))
-                below_variance = below.sharing.unflatten(below._urn().moments()[1],
-                                                  (self.num_classes,))
+                below_variance = self._plain_variance(below)
                 step = (below_variance - variance.detach()).unsqueeze(-2) \
                     + self._zero_weight_shift(below, mean).square()
             variance = variance + (eps.unsqueeze(-1) * step).sum(-2)
         return variance.to(self.logits.dtype)
+
+    @staticmethod
+    def _plain_variance(dist: MultivariateFisherNCHypergeometric) -> torch.Tensor:
+        """``[..., c]`` float64: ``dist``'s variance without the zero-weight term."""
+        try:
+            return dist.sharing.unflatten(dist._urn().moments()[1], (dist.num_classes,))
+        except ValueError:  # marginals beyond the transform's limit: the Hessian needs none
+            differentiable = dist.logits.requires_grad and torch.is_grad_enabled()
+            return dist._covariance(differentiable).diagonal(dim1=-2, dim2=-1)
 
     @property
     def covariance_matrix(self) -> torch.Tensor:

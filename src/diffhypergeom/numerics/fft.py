@@ -52,13 +52,19 @@ from diffhypergeom.numerics.base import Engine, Window, checkpoint_if_large
 from diffhypergeom.numerics.special import NEG_INF, log_binomial_pmf, logsumexp
 
 __all__ = [
-    "FFTEngine", "LAMBDA", "NOISE", "ROW_TOLERANCE", "budget", "count_window", "estimated_bytes",
-    "solve_saddle", "tail_halfwidth", "widest_window",
+    "FFTEngine", "LAMBDA", "MAX_TRANSFORM_WORK", "NOISE", "ROW_TOLERANCE", "TRANSFORM_ELEMENTS",
+    "budget",
+    "count_window", "estimated_bytes", "solve_saddle", "tail_halfwidth", "widest_window",
 ]
 
 LAMBDA = 40.0
 NOISE = 16 * 2.0**-52
 ROW_TOLERANCE = 1e-11
+# largest block of the transform's kernel (urns x frequencies x counts) held at once
+TRANSFORM_ELEMENTS = 1 << 22
+# most terms (urns x classes x frequencies x counts) a marginal transform may take: about 10 s
+# on the 2-core CPU (an urn of 2 x 10^9 balls takes 1e8, 1 s; 2 x 10^12 takes 3e9)
+MAX_TRANSFORM_WORK = 5e8
 
 
 def tail_halfwidth(sigma: torch.Tensor, lam: torch.Tensor | float) -> torch.Tensor:
@@ -136,11 +142,27 @@ def _fold(index: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
 def _transform(coeff: torch.Tensor, folded: torch.Tensor, grid: torch.Tensor,
                width: torch.Tensor) -> torch.Tensor:
     """``[B, K, W]``: ``(1/L) Re sum_j coeff[b, k, j] exp(-2 pi i j w / L_b)`` for the folded
-    frequency indices ``folded [B, F]`` and grids ``grid [B, 1]``."""
-    w = torch.arange(int(width), device=coeff.device)
+    frequency indices ``folded [B, F]`` and grids ``grid [B, 1]``, in column blocks whose
+    kernel holds at most ``TRANSFORM_ELEMENTS`` entries (each recomputed in the backward pass
+    when large), so that memory grows with ``F + W``, not ``F W``."""
+    total = int(width)
+    step = max(1, TRANSFORM_ELEMENTS // max(1, folded.numel()))
+    blocks = [checkpoint_if_large(_transform_block, coeff, folded, grid,
+                                  torch.tensor(start), torch.tensor(min(total, start + step)),
+                                  elements=folded.numel() * min(step, total) * coeff.shape[1])
+              for start in range(0, total, step)]
+    if not blocks:
+        return coeff.real[..., :0]
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks, -1)
+
+
+def _transform_block(coeff: torch.Tensor, folded: torch.Tensor, grid: torch.Tensor,
+                     start: torch.Tensor, stop: torch.Tensor) -> torch.Tensor:
+    """``_transform``'s columns ``start <= w < stop``."""
+    w = torch.arange(int(start), int(stop), device=coeff.device)
     steps = _fold(folded.unsqueeze(-1) * w, grid.unsqueeze(-1)).to(torch.float64)
     phase = (-2 * math.pi / grid.unsqueeze(-1).to(torch.float64)) * steps
-    kernel = torch.polar(torch.ones_like(phase), phase)  # [B, F, W]
+    kernel = torch.polar(torch.ones_like(phase), phase)  # [B, F, w]
     return torch.matmul(coeff, kernel).real / grid.unsqueeze(-1).to(torch.float64)
 
 
@@ -253,9 +275,15 @@ class FFTEngine(Engine):
         angle = turn * turns.to(torch.float64)
         coeff = torch.exp(log_phi - torch.complex(torch.zeros_like(angle), angle))
         coeff = torch.where(keep, coeff, torch.zeros_like(coeff))
-        values = checkpoint_if_large(_transform, coeff, folded, grid,
-                                     torch.tensor(width), elements=coeff.numel() // max(
-                                         coeff.shape[1], 1) * width)
+        work = folded.numel() * coeff.shape[1] * width
+        if work > MAX_TRANSFORM_WORK:
+            raise ValueError(
+                f"the exact marginals of this urn (draws and marginals take them) need a "
+                f"transform of {work:.3g} terms ({width:,} counts per window), beyond "
+                f"MAX_TRANSFORM_WORK = {MAX_TRANSFORM_WORK:.0e} (about 10 s); its spread is "
+                f"too wide for them. mean, variance, covariance_matrix and log_prob do not "
+                f"need them")
+        values = _transform(coeff, folded, grid, torch.tensor(width))
         w = torch.arange(width, device=self.device)
         # rounding: of the transform (NOISE) and of each phase, ~eps * sum_i m_i min(p_i, q_i) |a|
         frequency = (turn * folded.unsqueeze(1).to(torch.float64)).squeeze(1)
