@@ -38,7 +38,12 @@ extensions = [
     "sphinx.ext.viewcode",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
+    "sphinx_copybutton",
 ]
+# the copy button leaves out the prompts and the output of ``>>>`` and shell examples
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
 # No sphinx.ext.intersphinx: it fetches the inventories of other projects over the network.
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}

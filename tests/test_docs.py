@@ -71,6 +71,7 @@ def test_doctest_builder(tmp_path):
     shutil.copytree(ROOT / "docs", source,
                     ignore=shutil.ignore_patterns("_build", "examples", "sg_execution_times.rst"))
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copy(ROOT / "CHANGELOG.md", tmp_path / "CHANGELOG.md")  # docs/changelog.md includes it
     done = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "doctest",
          "-D", "plot_gallery=0", "-d", str(tmp_path / "doctrees"), str(source),

@@ -27,6 +27,6 @@ __all__ = [
     "RelaxedDraw",
     "RelaxedMultivariateFisherNCHypergeometric",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 moved.install()

@@ -99,7 +99,7 @@ def test_an_urn_too_large_for_memory_gets_advice_the_user_can_follow():
     the error says so instead of advising engine='auto', the engine in use."""
     d = MWNCH(torch.tensor([10**12, 10**12]), 10**12, logits=torch.tensor([0.0, 1.0], **F64))
     with pytest.raises(ValueError, match="would need about") as error:
-        d.mean
+        d.mean  # noqa: B018
     assert "'auto'" not in str(error.value)
     assert "too" in str(error.value)
 
