@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -154,11 +155,24 @@ def main() -> None:
                         help="torch threads in each measurement")
     parser.add_argument("--figure", help="write a figure of step time against N here (PNG)")
     parser.add_argument("--json", help="write the raw results here")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="processes kept busy (one core each) during the whole run: a data "
+                        "loader beside training")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(json.loads(args.child))))
         return
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(args.busy)]
+    try:
+        run(args, parser)
+    finally:
+        for process in busy:
+            process.kill()
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.peers and not (Path(args.peers) / "samplers" / "sfess" / "sfess.py").is_file():
         parser.error(f"--peers {args.peers} has no samplers/sfess/sfess.py")
     methods = ["diffhypergeom", "diffhypergeom/logspace", "diffhypergeom/fft", "torch.topk"] \
@@ -167,7 +181,8 @@ def main() -> None:
              if args.max_n is None or n <= args.max_n]
     base = {"repeats": args.repeats, "threads": args.threads, "peers": args.peers}
     results: dict[str, dict] = {}
-    print(f"torch {torch.__version__}, {args.threads} threads, S = {SAMPLES} draws per step")
+    print(f"torch {torch.__version__}, {args.threads} threads, S = {SAMPLES} draws per step, "
+          f"{args.busy} busy process(es) beside")
     for n, k in cases:
         for method in methods:
             key = f"{method}|{n}|{k}"
