@@ -74,3 +74,20 @@ def test_the_changelog_names_the_version_and_no_missing_table():
     assert diffhypergeom.__version__ in first
     assert "README's migration table" not in changelog
     assert "changelog" in (ROOT / "docs" / "index.rst").read_text()
+
+
+def test_the_envelope_table_quotes_the_constants_the_code_uses():
+    from diffhypergeom.laws import base, checks, wallenius
+    from diffhypergeom.numerics import engines, fft, race
+
+    guide = (ROOT / "docs" / "guide" / "index.md").read_text()
+    section = guide[guide.index("## Where each law is exact"):guide.index("## Engines")]
+    quoted = {"MAX_TOTAL = 2^53": checks.MAX_TOTAL == 2**53,
+              "MAX_MAGNITUDE = 1e290": engines.MAX_MAGNITUDE == 1e290,
+              "fft.MAX_TRANSFORM_WORK = 5e8": fft.MAX_TRANSFORM_WORK == 5e8,
+              "MAX_SPREAD = 1e6": wallenius.MAX_SPREAD == 1e6,
+              "GAP = 700": wallenius.GAP == 700,
+              "MAX_DENSE = 2^26": base.MAX_DENSE == 2**26,
+              "race.MAX_SPREAD = 2,000": race.MAX_SPREAD == 2000}
+    for text, holds in quoted.items():
+        assert text in section and holds, text
