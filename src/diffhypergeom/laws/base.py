@@ -42,7 +42,7 @@ from diffhypergeom.numerics.special import NEG_INF
 from diffhypergeom.numerics.support import support_points, support_size
 
 __all__ = [
-    "CACHES", "MAX_DENSE", "REPR_ENTRIES", "UrnDistribution", "UrnSupport",
+    "CACHES", "MAX_DENSE", "REPR_ENTRIES", "UrnDistribution", "UrnSupport", "with_graph_of",
     "check_count_dtype",
     "show",
 ]
@@ -104,6 +104,16 @@ def show(tensor: torch.Tensor) -> str:
             values = values.to(torch.float64).round(decimals=4)
         return str(values.tolist())
     return f"<{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}>"
+
+
+def with_graph_of(value: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """``value``, joined to the graph of ``logits [..., c]`` with a zero gradient where it has
+    none of its own (a degenerate urn's mean is constant), so that ``backward`` works as for
+    any member instead of raising "does not require grad"."""
+    if value.requires_grad or not (logits.requires_grad and torch.is_grad_enabled()):
+        return value
+    zero = (logits * 0).sum(-1)
+    return value + zero.reshape(zero.shape + (1,) * (value.dim() - zero.dim())).to(value.dtype)
 
 
 class UrnDistribution(Distribution):

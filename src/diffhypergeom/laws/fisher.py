@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import register_kl
 
-from diffhypergeom.laws.base import MAX_DENSE, check_count_dtype
+from diffhypergeom.laws.base import MAX_DENSE, check_count_dtype, with_graph_of
 from diffhypergeom.laws.checks import TensorLike, check_bool, check_class_index, check_sample_shape
 from diffhypergeom.laws.engine_law import FisherEngineLaw, eager
 from diffhypergeom.laws.gradients import Gradient
@@ -275,7 +275,7 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
             eps, below = found
             shift = self._zero_weight_shift(below, mean)
             mean = mean + (eps.unsqueeze(-1) * shift).sum(-2)
-        return mean.to(self.logits.dtype)
+        return with_graph_of(mean.to(self.logits.dtype), self.logits)
 
     @property
     def variance(self) -> torch.Tensor:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch.distributions import Distribution
 
+from diffhypergeom.laws.base import with_graph_of
 from diffhypergeom.laws.checks import (
     TensorLike,
     as_count_tensor,
@@ -198,7 +199,8 @@ class KSubset(MultivariateFisherNCHypergeometric):
         if self._bernoulli() is None:
             return super().mean
         inside, _ = self._inclusion_and_exclusion()
-        return self.sharing.unflatten(inside, (self.num_classes,)).to(self.logits.dtype)
+        return with_graph_of(self.sharing.unflatten(inside, (self.num_classes,)
+                                                    ).to(self.logits.dtype), self.logits)
 
     @property
     def variance(self) -> torch.Tensor:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
-from diffhypergeom.laws.base import check_count_dtype
+from diffhypergeom.laws.base import check_count_dtype, with_graph_of
 from diffhypergeom.laws.checks import TensorLike, as_float_tensor, check_sample_shape
 from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
 from diffhypergeom.numerics import race
@@ -133,7 +133,8 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         found = self._inclusion()
         if found is None:
             return super().mean
-        return self.sharing.unflatten(found[0], (self.num_classes,)).to(self.logits.dtype)
+        return with_graph_of(self.sharing.unflatten(found[0], (self.num_classes,)
+                                                    ).to(self.logits.dtype), self.logits)
 
     @property
     def variance(self) -> torch.Tensor:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-from diffhypergeom.laws.base import MAX_DENSE, UrnDistribution, check_count_dtype
+from diffhypergeom.laws.base import MAX_DENSE, UrnDistribution, check_count_dtype, with_graph_of
 from diffhypergeom.laws.checks import TensorLike, check_class_index, check_sample_shape
 from diffhypergeom.numerics import wallenius as quadrature
 from diffhypergeom.numerics.special import NEG_INF
@@ -32,7 +32,8 @@ __all__ = ["ENTROPY_SAMPLES", "GAP", "MAX_SPREAD", "MultivariateWalleniusNCHyper
 ENTROPY_SAMPLES = 4096
 # logits further apart than this split an urn into tiers drawn one after the other
 # (``_reduced``): a lighter ball goes before a heavier one with probability below e^-GAP
-GAP = 700.0
+# (1e-87: nothing in float64)
+GAP = 200.0
 # widest spread of the drawable classes' logits that log_prob resolves (measured: 1e-11
 # relative at 1e6, the quadrature's tolerance missed at 1e8)
 MAX_SPREAD = 1e6
@@ -167,7 +168,8 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         if mix is not None:
             mean = mean.index_put(((~settled).nonzero().squeeze(-1),),
                                   quadrature.mixture_mean(mix) + fixed[~settled])
-        return self.sharing.unflatten(mean, (self.num_classes,)).to(self.logits.dtype)
+        return with_graph_of(self.sharing.unflatten(mean, (self.num_classes,)
+                                                    ).to(self.logits.dtype), self.logits)
 
     def marginal(self, i: int) -> torch.distributions.Categorical:
         """Exact marginal of class ``i``: a ``Categorical`` over the counts ``0..max m_i``."""

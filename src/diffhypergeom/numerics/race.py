@@ -100,7 +100,9 @@ def _outside(theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     outside = torch.zeros_like(theta)
     chunk = max(1, MAX_ELEMENTS // (batch * items * cos.shape[0]))
     for start in range(0, v.shape[0], chunk):
-        s = log_w.unsqueeze(1) + v[start:start + chunk, None]                  # [B, Q, N]
+        # beyond s = 700 the item has rung for sure and its weight is 0; e^s would overflow
+        # (and its gradient be 0 times inf)
+        s = (log_w.unsqueeze(1) + v[start:start + chunk, None]).clamp(max=700)  # [B, Q, N]
         q = -torch.expm1(-s.exp()).unsqueeze(-1)                               # rung by e^v
         # the factor 1 - q + q z at z = cos + i sin, as log-modulus and angle
         modulus = 0.5 * torch.log1p(-2 * q * (1 - q) * (1 - cos))               # [B,Q,N,H]
@@ -136,7 +138,7 @@ def log_prob(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     first = -LEFT / (size + 1) - math.log(max(items, 1))
     v = torch.arange(first, RIGHT - float(log_w.detach().amin()) + STEP, STEP,
                      dtype=torch.float64, device=theta.device)
-    s = log_w.unsqueeze(1) + v.unsqueeze(-1)                                   # [B, Q, N]
+    s = (log_w.unsqueeze(1) + v.unsqueeze(-1)).clamp(max=700)                  # [B, Q, N]
     log_rung = log1mexp_exp(s)
     per_point = x.shape[1] * v.shape[0]
     chunk = max(1, MAX_ELEMENTS // max(1, per_point))
@@ -154,7 +156,8 @@ def _log_prob(x: torch.Tensor, log_w: torch.Tensor, log_rung: torch.Tensor, v: t
     log_rest = torch.logsumexp(torch.where(x == 0, log_w, NEG_INF), -1)
     left = torch.isfinite(log_rest)
     safe = torch.where(left, log_rest, 0.0).unsqueeze(-1)
-    log_h = (torch.einsum("pbn,bqn->pbq", x, log_rung) + v + safe - (safe + v).exp())
+    log_h = (torch.einsum("pbn,bqn->pbq", x, log_rung) + v + safe
+             - (safe + v).clamp(max=700).exp())
     found = torch.logsumexp(log_h, -1) + math.log(STEP)
     # the whole urn: the state is never left, and is reached with probability one
     return torch.where(left, found, 0.0)

@@ -50,9 +50,9 @@ from diffhypergeom.numerics.engines import Urn, build
 from diffhypergeom.numerics.special import NEG_INF, log_binomial, log_binomial_pmf, logsumexp
 
 __all__ = [
-    "DIRECT_UP_TO", "DROP", "ENDS_NEWTON_STEPS", "MIXTURE_POINTS", "Mixture", "NEWTON_STEPS",
-    "RULES", "TOLERANCE", "clock_sample", "log1mexp", "log1mexp_exp", "log_prob", "mixture",
-    "mixture_covariance", "mixture_marginals", "mixture_mean",
+    "CLOCK_SPREAD", "DIRECT_UP_TO", "DROP", "ENDS_NEWTON_STEPS", "MIXTURE_POINTS", "Mixture",
+    "NEWTON_STEPS", "RULES", "TOLERANCE", "clock_sample", "log1mexp", "log1mexp_exp", "log_prob",
+    "mixture", "mixture_covariance", "mixture_marginals", "mixture_mean",
 ]
 
 # the integration interval ends where the log-integrand is this far below its peak
@@ -69,6 +69,9 @@ ENDS_NEWTON_STEPS = 10
 # Up to this many balls per class the integrand is summed directly (its terms, of size ``m``,
 # cancel to an error of ``m * 1e-16``); beyond, in Loader's form (``special.log_binomial_pmf``).
 DIRECT_UP_TO = 1e5
+# widest spread of the logits of classes drawn together that the clock sampler spans (its
+# times reach e^spread; float64 overflows at e^709)
+CLOCK_SPREAD = 650.0
 # points of the trapezoid rule over the time of leaving, first try (doubled up to 5 times)
 MIXTURE_POINTS = 48
 
@@ -239,10 +242,21 @@ def log_prob(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor) -> torch.Ten
 
 @torch.no_grad()
 def clock_sample(m: torch.Tensor, n: torch.Tensor, log_w: torch.Tensor, num_samples: int,
-                 max_steps: int = 400) -> torch.Tensor:
+                 max_steps: int | None = None) -> torch.Tensor:
     """``[num_samples, B, c]`` float64 exact draws for ``m [B, c]`` (float64, zero where the
-    weight is zero), ``n [B]`` and ``log_w [B, c]``, by bisection in time (module docstring)."""
+    weight is zero), ``n [B]`` and ``log_w [B, c]``, by bisection in time (module docstring).
+    The times span ``e^spread`` for logits spread by ``spread`` among the classes with balls:
+    ``max_steps`` (default: enough for that span) doublings and halvings at most, and a
+    ``ValueError`` beyond ``CLOCK_SPREAD``, where float64 times overflow."""
     batch, classes = m.shape
+    drawable = torch.where(m > 0, log_w, NEG_INF)
+    spread = float((drawable.amax(-1) + torch.where(m > 0, -log_w, NEG_INF).amax(-1)
+                    ).clamp_min(0).max()) if m.numel() else 0.0
+    if spread > CLOCK_SPREAD:
+        raise ValueError(f"logits: the clock sampler spans logits spread by at most "
+                         f"{CLOCK_SPREAD:g} among classes drawn together, got {spread:.4g}")
+    if max_steps is None:
+        max_steps = 400 + int(spread / math.log(2))
     log_w = log_w - log_w.amax(-1, keepdim=True).clamp_min(-1e300)
     w = torch.where(m > 0, log_w.exp(), torch.zeros_like(m))
     total = m.sum(-1)
@@ -272,6 +286,8 @@ def clock_sample(m: torch.Tensor, n: torch.Tensor, log_w: torch.Tensor, num_samp
         low = torch.where(short.unsqueeze(-1), high, low)
         b = torch.where(short, 2 * b, b)
         high = torch.where(short.unsqueeze(-1), high + extra, high)
+    else:
+        raise RuntimeError("the clock sampler could not reach n rings; please report this urn")
     for _ in range(max_steps):
         open_ = (high.sum(-1) > n_s) & ~everything
         if not bool(open_.any()):
