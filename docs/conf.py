@@ -113,6 +113,8 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "min_reported_time": 1,
     "abort_on_example_error": True,
+    # its execution-times page loads jQuery and DataTables from CDNs: the docs stay offline
+    "write_computation_times": False,
 }
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -192,10 +194,31 @@ def _link_design_notes(app, what, name, obj, options, lines):
                                     ":doc:`docs/design/index.md </design/index>`")
 
 
+# modules whose API page renders the law itself (its formula in LaTeX, above the automodule):
+# their docstrings say the same in plain text, which the page would show a second time
+RENDERED_ON_THE_PAGE = {
+    "diffhypergeom.laws.fisher", "diffhypergeom.laws.wallenius", "diffhypergeom.laws.merged",
+    "diffhypergeom.laws.partition", "diffhypergeom.laws.relaxed",
+}
+# public across the library's modules (so not underscored) but not for users: left off the site
+NOT_FOR_USERS = {"gumbel_settings"}
+
+
+def _drop_rendered_docstrings(app, what, name, obj, options, lines):
+    if what == "module" and name in RENDERED_ON_THE_PAGE:
+        lines.clear()
+
+
+def _skip_internal(app, what, name, obj, skip, options):
+    return True if name in NOT_FOR_USERS else None
+
+
 def setup(app):
     from docutils.parsers.rst import Directive
 
     app.connect("autodoc-skip-member", _skip_tuple_fields)
+    app.connect("autodoc-skip-member", _skip_internal)
+    app.connect("autodoc-process-docstring", _drop_rendered_docstrings)
     app.connect("autodoc-process-docstring", _link_design_notes)
 
     class CliHelp(Directive):

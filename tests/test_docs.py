@@ -5,6 +5,7 @@ index page's example, and every page read with warnings as errors), and each gal
 Skipped unless the ``docs`` extra is installed (``pip install -e '.[docs]'``)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,3 +81,34 @@ def test_doctest_builder(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     report = (tmp_path / "out" / "output.txt").read_text()
     assert "0 failures in tests" in report and " tests" in report, report
+
+
+def test_html_site_is_offline_and_shows_each_name_once(tmp_path):
+    """``sphinx-build -W -b html`` (gallery not run): no warning; no page loads a script or a
+    style sheet from the network (sphinx-gallery's execution-times page did); ``support_size``
+    is described once (the Pyro page documented it a second time, a duplicate anchor); the law
+    pages do not repeat their formula as plain text under the rendered one; names public only
+    across the library's modules (``gumbel_settings``) are not on the site; the copy button
+    is there."""
+    source = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", source,
+                    ignore=shutil.ignore_patterns("_build", "examples", "sg_execution_times.rst"))
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copy(ROOT / "CHANGELOG.md", tmp_path / "CHANGELOG.md")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+         "-D", "plot_gallery=0", "-d", str(tmp_path / "doctrees"), str(source), str(out)],
+        capture_output=True, text=True, env=_environment(), timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    pages = {page: page.read_text() for page in out.rglob("*.html")}
+    for page, html in pages.items():
+        assert not re.search(r'(src|href)="https?://[^"]+\.(js|css)', html), page
+    described = sum(html.count('id="diffhypergeom.numerics.support.support_size"')
+                    + html.count('id="diffhypergeom.pyro.support_size"') for html in pages.values())
+    assert described == 1
+    fisher = (out / "api" / "fisher.html").read_text()
+    assert "exp(logits_i)" not in fisher  # the module docstring's plain-text formula
+    assert all("gumbel_settings" not in html for page, html in pages.items()
+               if page.parent.name == "api")
+    assert (out / "_static" / "copybutton.js").exists()
