@@ -54,6 +54,13 @@ def test_relative_links_reach_a_page_and_a_heading(page):
             continue
         path, _, anchor = target.partition("#")
         linked = (page.parent / path).resolve() if path else page
+        if path and not linked.suffix:  # a Sphinx document name: a page, or the gallery
+            found = [linked.with_suffix(suffix) for suffix in (".md", ".rst")
+                     if linked.with_suffix(suffix).exists()]
+            generated = linked.parent == (ROOT / "docs" / "examples") and (
+                ROOT / "examples").is_dir()
+            assert found or generated, f"{page.name}: {target} (no such page)"
+            continue
         assert linked.exists(), f"{page.name}: {target} (no such file)"
         if anchor and linked.suffix == ".md":
             assert anchor in _anchors(linked), f"{page.name}: {target} (no such heading)"
