@@ -100,3 +100,12 @@ def test_the_envelope_table_quotes_the_constants_the_code_uses():
               "race.MAX_SPREAD = 2,000": race.MAX_SPREAD == 2000}
     for text, holds in quoted.items():
         assert text in section and holds, text
+
+
+def test_the_results_page_is_not_a_lab_diary():
+    """Tables, figures and commands; dates, commits and 'today' belong in the changelog."""
+    results = (ROOT / "docs" / "results" / "index.md").read_text()
+    for phrase in ("Today", "today", "previous commit", "Rerun on", "earlier run",
+                   "quieter day"):
+        assert phrase not in results, phrase
+    assert not re.search(r"20\d\d-\d\d-\d\d", results)
