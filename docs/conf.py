@@ -115,6 +115,10 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
     # its execution-times page loads jQuery and DataTables from CDNs: the docs stay offline
     "write_computation_times": False,
+    # the names of the library in the examples' code link to their API entries (local docs)
+    "doc_module": ("diffhypergeom",),
+    "reference_url": {"diffhypergeom": None},
+    "backreferences_dir": "gen_modules/backreferences",
 }
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -213,9 +217,52 @@ def _skip_internal(app, what, name, obj, skip, options):
     return True if name in NOT_FOR_USERS else None
 
 
+# pages whose inline code names are linked to the API (they name the library's objects as code)
+LINKED_PAGES = ("getting-started", "guide/", "results/", "design/", "examples/")
+
+
+def _link_names(app, doctree, docname):
+    """On the HTML pages of ``LINKED_PAGES``, inline code that names a documented object of the
+    library's classes and functions (``k_subset``, ``MultivariateFisherNCHypergeometric``,
+    ``surrogate_loss()``, or a dotted name) becomes a link to its API entry; a short name two
+    of them share stays plain, and so do members and arguments (``mean``, ``draws``)."""
+    from docutils import nodes
+
+    if app.builder.format != "html" or not docname.startswith(LINKED_PAGES):
+        return
+    targets: dict[str, tuple[str, str] | None] = {}
+    objects = app.env.get_domain("py").objects
+    members = {name.rsplit(".", 1)[-1] for name, entry in objects.items()
+               if entry.objtype in ("method", "property", "attribute")}
+    for name, entry in objects.items():
+        if (not name.startswith("diffhypergeom.") or entry.aliased
+                or entry.objtype not in ("class", "function")):
+            continue
+        found = (entry.docname, entry.node_id)
+        targets[name] = found
+        short = name.rsplit(".", 1)[-1]
+        # `sample` in prose is the law's method, not a function; a bare class name is the
+        # library's law, not its Pyro wrapper of the same name
+        if short not in members and not name.startswith("diffhypergeom.pyro."):
+            targets[short] = found if targets.get(short, found) == found else None
+    for node in list(doctree.findall(nodes.literal)):
+        if isinstance(node.parent, nodes.reference):
+            continue
+        text = node.astext()
+        key = text[:-2] if text.endswith("()") else text
+        found = targets.get(key)
+        if found is None:
+            continue
+        uri = app.builder.get_relative_uri(docname, found[0]) + "#" + found[1]
+        reference = nodes.reference("", "", internal=True, refuri=uri, reftitle=key)
+        node.replace_self(reference)
+        reference.append(node)
+
+
 def setup(app):
     from docutils.parsers.rst import Directive
 
+    app.connect("doctree-resolved", _link_names)
     app.connect("autodoc-skip-member", _skip_tuple_fields)
     app.connect("autodoc-skip-member", _skip_internal)
     app.connect("autodoc-process-docstring", _drop_rendered_docstrings)

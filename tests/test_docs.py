@@ -89,7 +89,7 @@ def test_html_site_is_offline_and_shows_each_name_once(tmp_path):
     is described once (the Pyro page documented it a second time, a duplicate anchor); the law
     pages do not repeat their formula as plain text under the rendered one; names public only
     across the library's modules (``gumbel_settings``) are not on the site; the copy button
-    is there."""
+    is there; the guide's names link to the API."""
     source = tmp_path / "docs"
     shutil.copytree(ROOT / "docs", source,
                     ignore=shutil.ignore_patterns("_build", "examples", "sg_execution_times.rst"))
@@ -112,3 +112,7 @@ def test_html_site_is_offline_and_shows_each_name_once(tmp_path):
     assert all("gumbel_settings" not in html for page, html in pages.items()
                if page.parent.name == "api")
     assert (out / "_static" / "copybutton.js").exists()
+    # names written as code in the guide link to their API entries; members stay plain
+    guide = (out / "guide" / "index.html").read_text()
+    assert re.search(r'href="\.\./api/[a-z]+\.html#diffhypergeom\.[\w.]*k_subset"', guide)
+    assert 'title="sample"><code' not in guide
