@@ -128,3 +128,38 @@ def test_bad_input_is_named_at_once(case):
     assert time.perf_counter() - start < 5
     assert any(name in str(error.value) for name in ("population", "draws", "logits",
                                                      "weights", "k ", "k must", "classes"))
+
+
+@st.composite
+def partitions(draw):
+    """(size logits [K], element logits [N], dtype) over the same scales."""
+    blocks, elements = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    scale = draw(st.sampled_from(SCALES))
+    size = [scale * v for v in draw(st.lists(st.floats(-1, 1), min_size=blocks,
+                                              max_size=blocks))]
+    element = [scale * v for v in draw(st.lists(st.floats(-1, 1), min_size=elements,
+                                                 max_size=elements))]
+    return size, element, draw(st.sampled_from([torch.float32, torch.float64]))
+
+
+@given(partitions())
+def test_random_partitions_across_the_envelope(case):
+    """Labels in 0..K-1, log_prob summing to one over all K^N labellings, and a finite gradient
+    of it in both logits."""
+    import itertools
+
+    from diffhypergeom import RandomPartition
+
+    size, element, dtype = case
+    size_logits = torch.tensor(size, dtype=dtype, requires_grad=True)
+    element_logits = torch.tensor(element, dtype=dtype, requires_grad=True)
+    d = RandomPartition(size_logits, element_logits)
+    blocks, elements = len(size), len(element)
+    labels = d.sample((32,))
+    assert bool(((labels >= 0) & (labels < blocks) & (labels == labels.round())).all())
+    every = torch.tensor(list(itertools.product(range(blocks), repeat=elements)), dtype=dtype)
+    log_p = d.log_prob(every)
+    assert abs(float(log_p.to(torch.float64).exp().sum()) - 1) <= 10 * _tolerance(dtype)
+    (log_p.exp() * torch.arange(len(every), dtype=dtype)).sum().backward()
+    for logits in (size_logits, element_logits):  # None: unused (one block), a zero gradient
+        assert logits.grad is None or bool(torch.isfinite(logits.grad).all())

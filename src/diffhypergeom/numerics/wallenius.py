@@ -88,6 +88,9 @@ def log1mexp(s: torch.Tensor) -> torch.Tensor:
 def log1mexp_exp(log_s: torch.Tensor) -> torch.Tensor:
     """``log(1 - exp(-e^log_s))`` from ``log_s``, without cancellation, also where ``e^log_s``
     underflows (below ``log_s = -20`` it is ``log_s - e^log_s / 2`` to rounding)."""
+    # beyond e^700 the value is 0 to the last bit; the clamp keeps exp finite, so that the
+    # gradient is 0 there rather than 0 times inf
+    log_s = log_s.clamp(max=700)
     tiny = log_s < -20
     safe = torch.where(tiny, torch.zeros_like(log_s), log_s)
     return torch.where(tiny, log_s - 0.5 * log_s.exp(), log1mexp(safe.exp()))
@@ -97,7 +100,7 @@ def _log_integrand(v: torch.Tensor, x: torch.Tensor, m: torch.Tensor, log_w: tor
                    log_d: torch.Tensor) -> torch.Tensor:
     """``h(v)`` ``[..., K]`` for nodes ``v [..., K]`` and ``x, m, log_w [..., c]``."""
     log_s = log_w.unsqueeze(-2) + v.unsqueeze(-1)               # [..., K, c]
-    s = log_s.exp()
+    s = log_s.clamp(max=700).exp()  # e^-s is 0 beyond; a finite s keeps its gradient finite
     drawable = log_w.unsqueeze(-2) > NEG_INF
     log_q = torch.where(drawable, -s, torch.zeros_like(s))
     log_p = torch.where(drawable, log1mexp_exp(torch.where(drawable, log_s, 0.0)),
