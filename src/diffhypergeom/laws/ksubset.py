@@ -98,9 +98,9 @@ class KSubset(MultivariateFisherNCHypergeometric):
     def _bernoulli(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, torch.Tensor
                                   ] | None:
         """Per distinct urn: the logits ``[B, N]`` (float64, with their graph), ``k [B]``, the
-        tilt ``tau [B]``, the transform's length and ``log P(sum = k)`` (detached), computed
-        once, with ``log e_k`` (``_log_normalizer``); ``None`` where the Fisher law's own members
-        are used instead (module docstring)."""
+        tilt ``tau [B]``, the transform's length and ``log P(sum = k)`` by the normal
+        approximation (detached; it sizes the draws' rounds), computed once; ``None`` where the
+        Fisher law's own members are used instead (module docstring)."""
         theta = self.sharing.narrow(self.logits).reshape(-1, self.num_classes)
         theta = theta.to(torch.float64)
         k = self.sharing.narrow(self.draws).reshape(-1)
@@ -110,16 +110,14 @@ class KSubset(MultivariateFisherNCHypergeometric):
             usable = (self.engine == "auto" and readable(theta)
                       and (self._validate_args or bool(torch.isfinite(theta).all())))
             if usable:
-                tau = bernoulli.tilt(theta, k)
-                usable = bernoulli.rejection_pays(theta, tau)
+                tilt = bernoulli.tilted(theta, k)
+                tau = tilt.tau
+                usable = bernoulli.rejection_pays(tilt, theta.shape[-1])
             if usable:
                 length = bernoulli.transform_length(theta, k, tau)
                 usable = theta.numel() * length <= bernoulli.MAX_TRANSFORM
-            if usable:
-                with torch.no_grad():  # log_prob and mean take log e_k with its graph
-                    normalizer, log_p_k = bernoulli.log_normalizer(theta, k, tau, True, length)
-                self._normalizer = normalizer
-                found = (tau, length, log_p_k)
+            if usable:  # the draws' rounds are sized without the transform
+                found = (tau, length, bernoulli.acceptance(tilt))
             else:
                 found = ()
             self._tilted = found
@@ -128,8 +126,8 @@ class KSubset(MultivariateFisherNCHypergeometric):
         return theta, k, found[0], found[1], found[2]
 
     def _log_normalizer(self) -> torch.Tensor:
-        """``[B]`` float64: ``log e_k`` per distinct urn: the one ``_bernoulli`` computed
-        (detached) where no gradient is recorded, else once more with its graph (kept)."""
+        """``[B]`` float64: ``log e_k`` per distinct urn, computed on first use and kept (with
+        its graph wherever gradients are recorded)."""
         theta, k, tau, length, _ = self._bernoulli()
         cached = self.__dict__.get("_normalizer")
         recording = torch.is_grad_enabled() and theta.requires_grad

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +27,8 @@ from diffhypergeom.numerics.fft import budget, solve_saddle, tail_halfwidth
 
 __all__ = [
     "EXACT_LENGTH", "MAX_PROPOSALS", "MAX_TRANSFORM", "NEWTON_STEPS", "REJECTION_WORK",
-    "coin_flips", "inclusion", "log_normalizer", "log_sum_probability", "proposals",
-    "rejection_pays", "sample", "tilt", "transform_length",
+    "Tilt", "acceptance", "coin_flips", "inclusion", "log_normalizer", "log_sum_probability",
+    "proposals", "rejection_pays", "sample", "tilt", "tilted", "transform_length",
 ]
 
 # Largest proposal tensor (vectors x urns x items) that ``sample`` draws in one round.
@@ -38,8 +39,8 @@ MAX_PROPOSALS = 1 << 22
 REJECTION_WORK = 1 << 14
 # Largest characteristic-function table (urns x items x points) ``log_normalizer`` builds.
 MAX_TRANSFORM = 1 << 24
-# Newton steps ``tilt`` takes before it checks the root (and, where it is off, finds it by
-# safeguarded Newton)
+# Newton steps ``tilt`` takes at most, checking the root before each (where it is still off,
+# it finds the root by safeguarded Newton)
 NEWTON_STEPS = 2
 # Below this many items the transform takes all N + 1 points without estimating fewer
 EXACT_LENGTH = 64
@@ -49,9 +50,9 @@ def tilt(theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """``[B]`` float64: ``tau`` with ``sum_i sigmoid(theta_i + tau)`` close to ``k`` (detached),
     for ``theta [B, N]`` and ``k [B]``. Every ``tau`` gives the same law; this one puts ``k`` near
     the mode of the tilted sum (within half its standard deviation), where ``P(sum = k)`` is
-    largest: the equal-weights root, refined by ``NEWTON_STEPS`` Newton steps, and the
-    safeguarded root of ``fft.solve_saddle`` for urns they leave further off (``k = 0`` or ``N``,
-    logits spread far apart).
+    largest: the equal-weights root, refined by up to ``NEWTON_STEPS`` Newton steps (none once
+    it is that close), and the safeguarded root of ``fft.solve_saddle`` for urns they leave
+    further off (``k = 0`` or ``N``, logits spread far apart).
 
     Example:
         >>> import torch
@@ -62,20 +63,37 @@ def tilt(theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         >>> bool((p.sum(-1) - 2).abs() <= 0.5 * (p * (1 - p)).sum(-1).sqrt())
         True
     """
+    return tilted(theta, k).tau
+
+
+class Tilt(NamedTuple):
+    """``tilted``'s result, ``[B]`` each: the tilt, and the variance of the tilted sum and
+    ``k`` less its mean there."""
+
+    tau: torch.Tensor
+    variance: torch.Tensor
+    gap: torch.Tensor
+
+
+def tilted(theta: torch.Tensor, k: torch.Tensor) -> Tilt:
+    """``tilt``'s root with the tilted sum's variance and the gap of ``k`` to its mean, which
+    ``acceptance`` and ``rejection_pays`` take instead of evaluating the sum again."""
     theta = theta.detach().to(torch.float64)
     n, items = k.to(torch.float64), theta.shape[-1]
     inner = (n > 0) & (n < items)
     share = torch.where(inner, n, 0.5 * items) / items
     tau = torch.log(share / (1 - share)) - theta.mean(-1)
-    for _ in range(NEWTON_STEPS):
+    for step in range(NEWTON_STEPS + 1):
         p = torch.sigmoid(theta + tau.unsqueeze(-1))
-        tau = tau - (p.sum(-1) - n) / (p * (1 - p)).sum(-1).clamp_min(1e-300)
+        excess, spread = p.sum(-1) - n, (p * (1 - p)).sum(-1)
+        close = inner & torch.isfinite(tau) & (excess.abs() <= 0.5 * spread.sqrt())
+        if bool(close.all()):
+            return Tilt(tau, spread, -excess)
+        if step < NEWTON_STEPS:
+            tau = tau - excess / spread.clamp_min(1e-300)
+    tau = torch.where(close, tau, solve_saddle(torch.ones_like(theta), n, theta))
     p = torch.sigmoid(theta + tau.unsqueeze(-1))
-    excess, spread = p.sum(-1) - n, (p * (1 - p)).sum(-1)
-    close = inner & torch.isfinite(tau) & (excess.abs() <= 0.5 * spread.sqrt())
-    if bool(close.all()):
-        return tau
-    return torch.where(close, tau, solve_saddle(torch.ones_like(theta), n, theta))
+    return Tilt(tau, (p * (1 - p)).sum(-1), n - p.sum(-1))
 
 
 def transform_length(theta: torch.Tensor, k: torch.Tensor, tau: torch.Tensor) -> int:
@@ -153,16 +171,31 @@ def _steps(length: int, device: torch.device) -> torch.Tensor:
     return torch.polar(torch.ones_like(angles), angles) - 1
 
 
-def rejection_pays(theta: torch.Tensor, tau: torch.Tensor) -> bool:
+def acceptance(tilt: Tilt) -> torch.Tensor:
+    """``[B]``: ``log P(sum = k)`` of the tilted Bernoullis by the normal approximation (at most
+    0), detached: what sizes ``sample``'s rounds, where the exact value (``log_sum_probability``,
+    a transform) is not needed; a round it sizes too small is followed by another.
+
+    Example:
+        >>> import torch
+        >>> from diffhypergeom.numerics.bernoulli import acceptance, tilted
+        >>> theta = torch.zeros(1, 4, dtype=torch.float64)  # Bin(4, 1/2): P(2) = 0.375
+        >>> round(float(acceptance(tilted(theta, torch.tensor([2]))).exp()), 3)
+        0.399
+    """
+    variance = tilt.variance.clamp_min(1e-12)
+    log_density = -0.5 * torch.log(2 * math.pi * variance) - tilt.gap.square() / (2 * variance)
+    return log_density.clamp(max=0.0)
+
+
+def rejection_pays(tilt: Tilt, items: int) -> bool:
     """Whether a draw by rejection costs at most ``REJECTION_WORK`` proposal elements in every
-    urn of ``theta [B, N]``, by the normal approximation ``P(sum = k) ≈ 1 / (sqrt(2 pi)
-    sigma)`` at the tilt ``tau`` (before any transform is computed)."""
-    if theta.numel() == 0:
+    urn of ``items`` items, by the normal approximation ``P(sum = k) ≈ 1 / (sqrt(2 pi)
+    sigma)`` at the tilt (before any transform is computed)."""
+    if tilt.variance.numel() == 0:
         return True
-    with torch.no_grad():
-        p = torch.sigmoid(theta.detach().to(torch.float64) + tau.unsqueeze(-1))
-        sigma = float((p * (1 - p)).sum(-1).max().sqrt())
-    return theta.shape[-1] * max(1.0, math.sqrt(2 * math.pi) * sigma) <= REJECTION_WORK
+    sigma = float(tilt.variance.max().sqrt())
+    return items * max(1.0, math.sqrt(2 * math.pi) * sigma) <= REJECTION_WORK
 
 
 def inclusion(theta: torch.Tensor, k: torch.Tensor, tau: torch.Tensor, length: int | None = None,
@@ -228,8 +261,9 @@ def coin_flips(p: torch.Tensor, count: int, generator: torch.Generator | None = 
     random = words.view(torch.uint8)[:size].view((count,) + p.shape)
     scaled = p.to(torch.float64) * 256
     level = scaled.floor().clamp(max=255)
-    flips = random < level.to(torch.uint8)
-    tie = random == level.to(torch.uint8)
+    byte = level.to(torch.uint8)
+    flips = random < byte
+    tie = random == byte
     if bool(tie.any()):
         where = tie.nonzero(as_tuple=True)
         u = torch.rand(where[0].shape[0], generator=generator, dtype=torch.float64,
