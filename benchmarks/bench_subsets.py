@@ -8,7 +8,8 @@
 One training step: ``S = 16`` draws of a ``k``-subset of ``N`` items from per-item logits, a
 linear loss ``sum_s <c, x_s>``, backward to the logits. Methods:
 
-- ``diffhypergeom``: ``k_subset(logits, k).rsample((S,))``: exact conditional Poisson draws
+- ``diffhypergeom``: ``k_subset(logits, k).rsample((S,))`` (``KSubset``; the Fisher law of an urn
+  of ones on source trees from before it): exact conditional Poisson draws
   whose backward is the exact marginals' gradient (``engine="auto"``; ``/logspace`` and
   ``/fft``: forced engines, which compute the marginals' gradient);
 - ``torch.topk``: Gumbel-top-k draws (``topk`` of ``logits + Gumbel``), no gradient: the floor
@@ -50,14 +51,17 @@ def _step_fn(method: str, n: int, k: int, peers: str | None):
     logits = torch.randn(n, requires_grad=True)
     cost = torch.randn(n)
     if method.startswith("diffhypergeom"):
-        # what diffhypergeom.subsets.k_subset builds, spelled out so that --baseline-src can
-        # run it on source trees from before that helper
         from diffhypergeom import MultivariateFisherNCHypergeometric as MFNCH
         engine = method.partition("/")[2] or "auto"
         ones = torch.ones(n, dtype=torch.int64)
+        try:  # what a user builds; source trees from before the helper (--baseline-src)
+            from diffhypergeom.subsets import k_subset
+        except ImportError:
+            def k_subset(logits, k, engine="auto"):
+                return MFNCH(ones, k, logits=logits, engine=engine)
 
         def step():
-            x = MFNCH(ones, k, logits=logits, engine=engine).rsample((SAMPLES,))
+            x = k_subset(logits, k, engine=engine).rsample((SAMPLES,))
             (x * cost).sum().backward()
         return step
     if method == "torch.topk":
