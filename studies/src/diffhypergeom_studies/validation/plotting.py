@@ -167,30 +167,28 @@ def plot_gradient_study(results: dict[str, Any], path: Path) -> str:
     plt = pyplot()
     tau, chosen = at_reference_temperature(results)
     floor = 1e-3
-    fig, (left, key, right) = plt.subplots(1, 3, figsize=(17, 5.6),
-                                           gridspec_kw={"width_ratios": [1.0, 0.42, 1.0]})
-    key.axis("off")
+    # stacked, each panel with its legend beside it: readable at the page's width
+    fig, (left, right) = plt.subplots(2, 1, figsize=(9, 10.5))
     markers = dict(zip(TEST_FUNCTIONS, "os^vDPX", strict=False))
     colours = plt.get_cmap("tab20")
     for k, row in enumerate(chosen):
         for name, f in row["functions"].items():
             left.scatter(max(f["relative_spread"], floor), max(f["relative_bias"], floor),
-                         color=colours(k % 20), marker=markers[name], s=28,
+                         color=colours(k % 20), marker=markers[name], s=36,
                          label=row["label"] if name == "linear" else None)
     for bias, spread, text in ((0.10, 3.0, "default rsample goal (smooth f)"),
                                (0.03, 1.5, "score estimator goal (every f)")):
         left.plot([floor, spread, spread], [bias, bias, floor], color="0.4", lw=0.8, ls="--")
-        left.annotate(text, (spread, bias), fontsize=7, color="0.3",
-                      xytext=(3, 3), textcoords="offset points")
+        left.annotate(text, (floor * 1.2, bias), fontsize=8, color="0.3",
+                      xytext=(0, 3), textcoords="offset points")
     left.set_xscale("log")
     left.set_yscale("log")
-    left.set_xlabel("relative spread of one call, per draw (floored at 1e-3)")
-    left.set_ylabel("relative bias (floored at 1e-3)")
-    left.set_title(f"estimators (Gumbel at tau = {tau:g}); markers: "
-                   + ", ".join(f"{m} {n}" for n, m in markers.items()), fontsize=7)
-    handles, names = left.get_legend_handles_labels()
-    key.legend(handles, names, fontsize=7, loc="center", title="estimator (colour)",
-               title_fontsize=7)
+    left.set_xlabel("relative spread of one call, per draw (floored at 1e-3)", fontsize=10)
+    left.set_ylabel("relative bias (floored at 1e-3)", fontsize=10)
+    left.set_title(f"Each estimator on each test function (Gumbel at tau = {tau:g})\nmarkers: "
+                   + ", ".join(f"{m} {n}" for n, m in markers.items()), fontsize=9)
+    left.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                title="estimator (colour)", title_fontsize=8)
     smooth = [n for n, t in TEST_FUNCTIONS.items() if t.smooth]
     labels = dict.fromkeys(row["label"] for row in results["estimators"]
                            if row["gradient"] in ("gumbel", "gumbel-rao"))
@@ -199,16 +197,16 @@ def plot_gradient_study(results: dict[str, Any], path: Path) -> str:
                       key=lambda r: r["temperature"])
         right.plot([r["temperature"] for r in rows],
                    [max(r["functions"][n]["relative_bias"] for n in smooth) for r in rows],
-                   "o-", ms=3, color=colours(k % 20), label=key)
+                   "o-", ms=4, color=colours(k % 20), label=key)
     mean_row = next(r for r in results["estimators"] if r["gradient"] == "mean")
     right.axhline(max(max(mean_row["functions"][n]["relative_bias"] for n in smooth), floor),
                   color="k", ls="--", label=mean_row["label"])
     right.set_xscale("log")
     right.set_yscale("log")
-    right.set_xlabel("temperature tau")
-    right.set_ylabel("largest relative bias over the smooth test functions")
-    right.set_title("Gumbel (-Rao) straight-through against the temperature", fontsize=8)
-    right.legend(fontsize=6)
+    right.set_xlabel("temperature tau", fontsize=10)
+    right.set_ylabel("largest relative bias, smooth test functions", fontsize=10)
+    right.set_title("Gumbel (-Rao) straight-through against the temperature", fontsize=9)
+    right.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     save_figure(fig, path)
     return path.name
