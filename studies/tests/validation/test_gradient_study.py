@@ -174,3 +174,13 @@ def test_the_wallenius_law_is_studied_too(gradient_run):
     numeric = [(expectation(theta + 1e-6 * e) - expectation(theta - 1e-6 * e)) / 2e-6
                for e in torch.eye(3, dtype=torch.float64)]
     np.testing.assert_allclose(section["exact_gradients"]["quadratic"], numeric, atol=1e-6)
+
+
+def test_the_figure_fits_the_page_width(gradient_run):
+    """At most 1,150 pixels wide at the figures' 110 dpi (about 10.5 inches), so that the docs
+    show it without shrinking its type; the side-by-side layout was 1,871 pixels wide."""
+    from matplotlib.image import imread
+
+    out, _ = gradient_run
+    height, width = imread(out / "gradient_bias_std.png").shape[:2]
+    assert width <= 1150 and height > width
