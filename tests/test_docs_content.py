@@ -109,3 +109,11 @@ def test_the_results_page_is_not_a_lab_diary():
                    "quieter day"):
         assert phrase not in results, phrase
     assert not re.search(r"20\d\d-\d\d-\d\d", results)
+
+
+def test_the_getting_started_page_is_on_the_site_and_the_readme_does_not_overstate():
+    assert "getting-started" in (ROOT / "docs" / "index.rst").read_text()
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    assert page.count("```{doctest}") == 3  # the three recipes run as doctests
+    readme = (ROOT / "README.md").read_text()
+    assert "as cheap as `[4, 4]`)" not in readme  # true only for n near 0 or N

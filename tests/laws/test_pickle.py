@@ -1,6 +1,7 @@
-"""Every law pickles and ``torch.save``s before and after use (multiprocessing data loaders and
-checkpoints hold distributions), and the copy gives the same numbers."""
+"""Every law pickles, ``torch.save``s and deep-copies before and after use (multiprocessing data
+loaders and checkpoints hold distributions), and the copy gives the same numbers."""
 
+import copy
 import io
 import pickle
 
@@ -53,7 +54,7 @@ def _round_trips(d):
     torch.save(d, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=False)
-    return copied, saved
+    return copied, saved, copy.deepcopy(d)
 
 
 @pytest.mark.parametrize("law", list(LAWS))
@@ -62,9 +63,9 @@ def test_every_law_pickles_before_and_after_use(law, used):
     d = LAWS[law]()
     if used:
         _use(d)
-    for copy in _round_trips(d):
-        assert type(copy) is type(d) and copy.batch_shape == d.batch_shape
-        x = copy.sample((2,))
+    for twin in _round_trips(d):  # pickle, torch.save and copy.deepcopy
+        assert type(twin) is type(d) and twin.batch_shape == d.batch_shape
+        x = twin.sample((2,))
         assert x.shape == d.sample((2,)).shape
         if not isinstance(d, RelaxedMultivariateFisherNCHypergeometric):
-            assert torch.equal(copy.log_prob(x), d.log_prob(x))
+            assert torch.equal(twin.log_prob(x), d.log_prob(x))
