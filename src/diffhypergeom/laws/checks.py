@@ -11,7 +11,8 @@ import torch
 __all__ = [
     "MAX_TOTAL", "TensorLike", "as_count_tensor", "as_float_tensor", "broadcast_batch",
     "broadcast_value", "check_bool", "check_class_index", "check_labels", "check_logits",
-    "check_not_meta", "check_positive", "check_sample_shape", "check_total", "check_weights",
+    "check_not_meta", "check_positive", "check_sample_shape", "check_subset_size", "check_total",
+    "check_weights",
     "expanded_shape", "on_device",
 ]
 
@@ -127,6 +128,14 @@ def expanded_shape(batch_shape: object, current: torch.Size) -> torch.Size:
     raise ValueError(f"batch_shape {tuple(shape)} is not one the batch shape {tuple(current)} "
                      f"expands to (torch.expand rules: equal sizes, or 1, aligned from the "
                      f"right)")
+
+
+def check_subset_size(k: torch.Tensor, items: int) -> None:
+    """A ``ValueError`` naming ``k`` where a subset would hold more than the ``items`` there are;
+    made with or without ``validate_args``: no subset exists, and the laws would otherwise give
+    all ``N`` items or fail deep inside."""
+    if k.numel() and bool((k > items).any()):
+        raise ValueError(f"k must be <= N = {items} (the items), got {k.max().item()}")
 
 
 def check_class_index(i: object, classes: int) -> int:

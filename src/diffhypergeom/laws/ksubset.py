@@ -36,6 +36,7 @@ from diffhypergeom.laws.checks import (
     as_float_tensor,
     check_logits,
     check_sample_shape,
+    check_subset_size,
 )
 from diffhypergeom.laws.engine_law import eager
 from diffhypergeom.laws.fisher import MultivariateFisherNCHypergeometric
@@ -83,10 +84,7 @@ class KSubset(MultivariateFisherNCHypergeometric):
         k = as_count_tensor(k, "k", logits.device, checking)
         if checking:
             check_logits(logits)
-        # also without validation: k > N has no subset, and would give ones or fail deep inside
-        if k.numel() and bool((k > logits.shape[-1]).any()):
-            raise ValueError(f"k must be <= N = {logits.shape[-1]} (the items), got "
-                             f"{k.max().item()}")
+        check_subset_size(k, logits.shape[-1])
         population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
         # the checks the Fisher law would repeat (an urn of ones) are made above
         super().__init__(population, k, logits=logits, engine=engine, gradient=gradient,

@@ -24,7 +24,12 @@ from collections.abc import Sequence
 import torch
 
 from diffhypergeom.laws.base import check_count_dtype, with_graph_of
-from diffhypergeom.laws.checks import TensorLike, as_float_tensor, check_sample_shape
+from diffhypergeom.laws.checks import (
+    TensorLike,
+    as_float_tensor,
+    check_sample_shape,
+    check_subset_size,
+)
 from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
 from diffhypergeom.numerics import race
 from diffhypergeom.numerics.special import NEG_INF
@@ -58,11 +63,7 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         if logits.dim() == 0:
             raise ValueError("logits must have an item dimension: shape [..., N]")
         population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
-        # also without validation: k > N has no subset (topk would give all N items)
-        size = torch.as_tensor(k)
-        if size.numel() and bool((size > logits.shape[-1]).any()):
-            raise ValueError(f"k must be <= N = {logits.shape[-1]} (the items), got "
-                             f"{size.max().item()}")
+        check_subset_size(torch.as_tensor(k), logits.shape[-1])
         super().__init__(population, k, logits=logits, validate_args=validate_args)
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
@@ -145,15 +146,10 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         return self.sharing.unflatten(found[0] * found[1], (self.num_classes,)
                                       ).to(self.logits.dtype)
 
-    def _log_marginals(self, classes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The Bernoulli marginals of ``classes``: ``(offset [..., C], log_probs [..., C, 2])``,
-        ``log_probs = [log P(i not in S), log P(i in S)]``."""
+    def _marginal_probabilities(self, classes: list[int]) -> torch.Tensor:
+        """The Bernoulli marginals of ``classes``, ``[B, C, 2]`` per distinct urn: ``[P(i not
+        in S), P(i in S)]``."""
         found = self._inclusion()
         if found is None:
-            return super()._log_marginals(classes)
-        probs = torch.stack([found[1], found[0]], -1)[:, classes]
-        log_probs = torch.where(probs > 0, probs.clamp_min(1e-300).log(), NEG_INF)
-        offset = torch.zeros(self.batch_shape + (len(classes),), dtype=torch.int64,
-                             device=log_probs.device)
-        return offset, self.sharing.unflatten(log_probs, (len(classes), 2)
-                                              ).to(self.logits.dtype)
+            return super()._marginal_probabilities(classes)
+        return torch.stack([found[1], found[0]], -1)[:, classes]

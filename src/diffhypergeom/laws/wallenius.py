@@ -114,12 +114,12 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         non-integer counts inside the ranges the continuous (``lgamma``) extension."""
         x, inside, sample_shape = self._counts(value)
         population, draws, log_w = self._flat()
-        finite = torch.where(population > 0, log_w.detach(), NEG_INF)
-        spread = finite.amax(-1) + torch.where(population > 0, -log_w.detach(), NEG_INF).amax(-1)
-        if population.numel() and float(spread.max()) > MAX_SPREAD:
-            raise ValueError(f"logits: the drawable classes' logits spread by "
-                             f"{float(spread.max()):.3g}; log_prob resolves spreads up to "
-                             f"{MAX_SPREAD:.0e} (only differences matter)")
+        spread = float(quadrature.logit_spread(population, log_w).max()) \
+            if population.numel() else 0.0
+        if spread > MAX_SPREAD:
+            raise ValueError(f"logits: the drawable classes' logits spread by {spread:.3g}; "
+                             f"log_prob resolves spreads up to {MAX_SPREAD:.0e} (only "
+                             f"differences matter)")
         m = population.to(torch.float64).unsqueeze(0)
         x_safe = torch.where(inside.unsqueeze(-1), x, _greedy(population, draws).unsqueeze(0))
         out = quadrature.log_prob(x_safe, m, log_w.unsqueeze(0))
@@ -148,10 +148,10 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         return self.sample(sample_shape) + (mean - mean.detach())
 
     # ------------------------------------------------------------------ moments
-    def _mixture(self) -> tuple[quadrature.Mixture | None, torch.Tensor]:
+    def _mixture(self, population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor
+                 ) -> tuple[quadrature.Mixture | None, torch.Tensor]:
         """The Fisher mixture of the reduced urns (``_reduced``) that are not settled
         (``_settled``), and which those are ``[B]``."""
-        population, draws, log_w, _ = self._reduced()
         settled = _settled(population, draws)
         if bool(settled.all()):
             return None, settled
@@ -162,8 +162,8 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
     @property
     def mean(self) -> torch.Tensor:
         """Exact ``E[x]``, shape ``[..., c]``, differentiable in the logits."""
-        population, draws, _, fixed = self._reduced()
-        mix, settled = self._mixture()
+        population, draws, log_w, fixed = self._reduced()
+        mix, settled = self._mixture(population, draws, log_w)
         mean = _greedy(population, draws) + fixed
         if mix is not None:
             mean = mean.index_put(((~settled).nonzero().squeeze(-1),),
@@ -190,7 +190,18 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         return self._log_marginals(list(range(self.num_classes)))
 
     def _log_marginals(self, classes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The marginals of ``classes``: ``(offset [..., C], log_probs [..., C, W])``."""
+        """The marginals of ``classes``: ``(offset [..., C], log_probs [..., C, W])``, the logs
+        of ``_marginal_probabilities``."""
+        probs = self._marginal_probabilities(classes)
+        log_probs = torch.where(probs > 0, probs.clamp_min(1e-300).log(), NEG_INF)
+        offset = torch.zeros(self.batch_shape + (len(classes),), dtype=torch.int64,
+                             device=log_probs.device)
+        return offset, self.sharing.unflatten(log_probs, (len(classes), probs.shape[-1])
+                                              ).to(self.logits.dtype)
+
+    def _marginal_probabilities(self, classes: list[int]) -> torch.Tensor:
+        """``[B, C, W]`` float64 per distinct urn: ``P(x_i = j)`` for the ``classes``, ``W =
+        max m_i + 1``, from the Fisher mixture of the reduced urns."""
         population, draws, log_w, fixed = self._reduced()
         width = int(self.population[..., classes].max()) + 1 if population.numel() else 1
         if width * population.shape[0] * len(classes) > MAX_DENSE:
@@ -209,12 +220,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
                                     for i in classes], -2)
             probs = probs.index_put((keep.nonzero().squeeze(-1),), marginal.clamp_min(0))
         certain = torch.nn.functional.one_hot(fixed[:, classes], width).to(torch.float64)
-        probs = torch.where((fixed[:, classes] > 0).unsqueeze(-1), certain, probs)
-        log_probs = torch.where(probs > 0, probs.clamp_min(1e-300).log(), NEG_INF)
-        offset = torch.zeros(self.batch_shape + (len(classes),), dtype=torch.int64,
-                             device=log_probs.device)
-        return offset, self.sharing.unflatten(log_probs, (len(classes), width)
-                                              ).to(self.logits.dtype)
+        return torch.where((fixed[:, classes] > 0).unsqueeze(-1), certain, probs)
 
     @property
     def covariance_matrix(self) -> torch.Tensor:

@@ -52,7 +52,7 @@ from diffhypergeom.numerics.special import NEG_INF, log_binomial, log_binomial_p
 __all__ = [
     "CLOCK_SPREAD", "DIRECT_UP_TO", "DROP", "ENDS_NEWTON_STEPS", "MIXTURE_POINTS", "Mixture",
     "NEWTON_STEPS", "RULES", "TOLERANCE", "clock_sample", "log1mexp", "log1mexp_exp", "log_prob",
-    "mixture", "mixture_covariance", "mixture_marginals", "mixture_mean",
+    "logit_spread", "mixture", "mixture_covariance", "mixture_marginals", "mixture_mean",
 ]
 
 # the integration interval ends where the log-integrand is this far below its peak
@@ -243,6 +243,16 @@ def log_prob(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor) -> torch.Ten
     return torch.where(settled, torch.zeros_like(value), value)
 
 
+def logit_spread(m: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
+    """``[B]`` (detached): the largest less the smallest log-weight among the classes of
+    ``m [B, c]`` with balls (0 where fewer than two have any)."""
+    log_w = log_w.detach()
+    has = m > 0
+    top = torch.where(has, log_w, NEG_INF).amax(-1)
+    bottom = torch.where(has, log_w, -NEG_INF).amin(-1)
+    return torch.where(has.sum(-1) > 1, top - bottom, 0.0)
+
+
 @torch.no_grad()
 def clock_sample(m: torch.Tensor, n: torch.Tensor, log_w: torch.Tensor, num_samples: int,
                  max_steps: int | None = None) -> torch.Tensor:
@@ -252,9 +262,7 @@ def clock_sample(m: torch.Tensor, n: torch.Tensor, log_w: torch.Tensor, num_samp
     ``max_steps`` (default: enough for that span) doublings and halvings at most, and a
     ``ValueError`` beyond ``CLOCK_SPREAD``, where float64 times overflow."""
     batch, classes = m.shape
-    drawable = torch.where(m > 0, log_w, NEG_INF)
-    spread = float((drawable.amax(-1) + torch.where(m > 0, -log_w, NEG_INF).amax(-1)
-                    ).clamp_min(0).max()) if m.numel() else 0.0
+    spread = float(logit_spread(m, log_w).max()) if m.numel() else 0.0
     if spread > CLOCK_SPREAD:
         raise ValueError(f"logits: the clock sampler spans logits spread by at most "
                          f"{CLOCK_SPREAD:g} among classes drawn together, got {spread:.4g}")
