@@ -21,13 +21,14 @@ SIMPLE, SFESS (``"reinforce"``) and SFESS-cv (``"control-variate"``), I-MLE (noi
 beta 1) and straight-through Gumbel top-k (temperature 0.5). They all draw Gumbel-top-k
 subsets. Take the timings on an otherwise idle machine.
 
-``--candidates`` adds two variance reductions that were measured and not kept (docs, results
+``--candidates`` adds three variance reductions that were measured and not kept (docs, results
 page): ``loo-subset-score`` (Wallenius law: the subset's own score, ``race.log_prob``, which
-Rao-Blackwellises the order's over the draw orders) and ``loo-per-class`` (conditional Poisson
-law: leave-one-out per-class baselines ``(1 - mu_i) E[f | i in S] + mu_i E[f | i not in S]``
-with the exact inclusion probabilities). ``--per-call N:k ...`` prints instead the median
-time of one unbiased estimate (``reinforce-loo``, max ``f``) for both laws and the peers,
-called in alternating rounds.
+Rao-Blackwellises the order's over the draw orders), ``antithetic`` (Wallenius law: draws in
+antithetic pairs of Gumbel noise, baselines from the other pairs) and ``loo-per-class``
+(conditional Poisson law: leave-one-out per-class baselines ``(1 - mu_i) E[f | i in S] + mu_i
+E[f | i not in S]`` with the exact inclusion probabilities). ``--per-call N:k ...`` prints
+instead the median time of one unbiased estimate (``reinforce-loo``, max ``f``) for both laws
+and the peers, called in alternating rounds.
 """
 
 from __future__ import annotations
@@ -107,7 +108,25 @@ def loo_per_class(theta: torch.Tensor, f, k: int, samples: int) -> torch.Tensor:
     return ((v[:, None] - baseline) * (x - mu)).mean(0)
 
 
+def antithetic_pairs(theta: torch.Tensor, f, k: int, samples: int) -> torch.Tensor:
+    """Wallenius law: Gumbel-top-k draws in antithetic pairs (uniforms ``u`` and ``1 - u``),
+    each draw's baseline the mean of ``f`` over the other pairs (independent of it, so the
+    estimate stays unbiased), scored with the order's Plackett-Luce probability."""
+    n, half = theta.shape[-1], samples // 2
+    u = torch.rand(half, n, dtype=torch.float64)
+    keys = theta.detach().to(torch.float64) - torch.cat([u, 1 - u]).log().neg().log()
+    order = keys.argsort(-1, descending=True)
+    logits = theta.expand(2 * half, n).gather(-1, order)
+    log_p = (logits - logits.flip(-1).logcumsumexp(-1).flip(-1))[:, :k].sum(-1)
+    z = torch.zeros(2 * half, n, dtype=theta.dtype).scatter(-1, order[:, :k], 1.0)
+    values = f(z).detach()
+    pair = (values[:half] + values[half:]).repeat(2)
+    baseline = (values.sum() - pair) / (2 * half - 2)
+    return torch.autograd.grad(((values - baseline) * log_p).mean(), theta)[0]
+
+
 CANDIDATES = {"loo-subset-score": ("Wallenius (gumbel_top_k)", loo_subset_score),
+              "antithetic": ("Wallenius (gumbel_top_k)", antithetic_pairs),
               "loo-per-class": ("conditional Poisson (k_subset)", loo_per_class)}
 
 
