@@ -30,3 +30,12 @@ __all__ = [
 __version__ = "0.2.0.dev0"
 
 moved.install()
+
+
+def __getattr__(name: str):
+    """``diffhypergeom.stats`` loads on first use: ``import diffhypergeom`` leaves it out."""
+    if name == "stats":
+        import importlib
+
+        return importlib.import_module("diffhypergeom.stats")
+    raise AttributeError(f"module 'diffhypergeom' has no attribute {name!r}")
