@@ -28,6 +28,16 @@ def test_odds_recover_the_planted_odds_of_a_batch_of_urns(law):
     torch.testing.assert_close(found, weights / weights[:, :1], rtol=1e-9, atol=0)
 
 
+def test_means_given_as_python_floats_keep_their_precision():
+    population, weights = torch.tensor([20, 30, 20]), torch.tensor([1.0, 2.5, 1.8],
+                                                                   dtype=torch.float64)
+    mu = Fisher(population, 24, weights=weights).mean
+    torch.testing.assert_close(odds(Fisher, [20, 30, 20], 24, mu.tolist()), weights,
+                               rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="mean must be real numbers, got dtype complex128"):
+        odds(Fisher, population, 24, [8 + 1j, 8, 8])
+
+
 def test_biasedurn_cornfield_approximation_is_what_odds_improves_on():
     """BiasedUrn's ``oddsMFNCHypergeo`` is Cornfield's ``mu_i (m_0 - mu_0) / (mu_0 (m_i -
     mu_i))``: off by percents here, where the exact solution is exact."""

@@ -1,6 +1,10 @@
-"""Statistics with the urn laws: maximum-likelihood estimation of the logits, BiasedUrn-style
-odds and ball counts from observed means, and exact conditional inference for 2 x c
-contingency tables (``docs/api/stats.rst``)."""
+"""Statistics with the urn laws: maximum-likelihood estimation of the logits (``fit``),
+BiasedUrn-style odds and ball counts from observed means (``odds``, ``num``), and exact
+conditional inference for 2 x c contingency tables (``odds_ratio``, ``homogeneity_test``).
+
+Everything is computed in float64 on the CPU with torch (no scipy); ``import diffhypergeom``
+does not load this package, ``diffhypergeom.stats`` does on first use.
+"""
 
 from diffhypergeom.stats.estimation import FitResult, fit
 from diffhypergeom.stats.moments import num, odds

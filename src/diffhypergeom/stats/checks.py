@@ -15,7 +15,8 @@ from diffhypergeom.laws import (
 )
 from diffhypergeom.laws.checks import TensorLike, as_count_tensor, as_float_tensor
 
-__all__ = ["ALTERNATIVES", "check_alternative", "check_law", "check_level", "urn_rows"]
+__all__ = ["ALTERNATIVES", "as_float64", "check_alternative", "check_law", "check_level",
+           "urn_rows"]
 
 ALTERNATIVES = ("two-sided", "less", "greater")
 
@@ -64,6 +65,32 @@ def check_level(level: object, name: str = "level") -> float:
     return float(level)
 
 
+def as_float64(value: TensorLike, name: str) -> torch.Tensor:
+    """Real numbers as a float64 CPU tensor: a tensor keeps its values (``float32`` ones
+    widened), anything else is read by numpy, so that Python floats keep their 53 bits (torch
+    would read them as ``float32``); complex, boolean and non-numeric input is a
+    ``ValueError`` naming ``name``.
+
+    Example:
+        >>> from diffhypergeom.stats.checks import as_float64
+        >>> as_float64([0.1, 2], "mean").tolist()
+        [0.1, 2.0]
+        >>> as_float64([1j, 2], "mean")
+        Traceback (most recent call last):
+        ...
+        ValueError: mean must be real numbers, got dtype complex128
+    """
+    if not isinstance(value, torch.Tensor):
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be real numbers, got {value!r} ({err})") from err
+        if array.dtype.kind not in "iuf":
+            raise ValueError(f"{name} must be real numbers, got dtype {array.dtype}")
+        value = torch.from_numpy(array.astype(np.float64))
+    return as_float_tensor(value, name).to(device="cpu", dtype=torch.float64)
+
+
 def check_alternative(alternative: object) -> str:
     """One of ``"two-sided"``, ``"less"``, ``"greater"`` (as in scipy)."""
     if alternative not in ALTERNATIVES:
@@ -84,13 +111,14 @@ def urn_rows(population: TensorLike, draws: TensorLike, observed: TensorLike, na
 
     Returns:
         ``population [S, c]`` and ``draws [S]`` (int64) and ``observed [S, c]`` (int64 counts
-        or float64 means), ``S`` the number of observations. Every observation lies in its
-        urn's range (``0 <= x <= m``) and sums to its draws (means to 1e-9 relative).
+        or float64 means), ``S`` the number of observations, on the CPU. Every observation
+        lies in its urn's range (``0 <= x <= m``) and sums to its draws (means to 1e-9
+        relative).
     """
     if integer:
-        values = as_count_tensor(observed, name)
+        values = as_count_tensor(observed, name).cpu()
     else:
-        values = as_float_tensor(observed, name).to(torch.float64)
+        values = as_float64(observed, name)
         if not bool(torch.isfinite(values).all()):
             raise ValueError(f"{name} must be finite, got NaN or inf")
     population = as_count_tensor(population, "population", values.device)

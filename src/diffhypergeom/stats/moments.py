@@ -23,8 +23,8 @@ from diffhypergeom.laws import (
     MultivariateFisherNCHypergeometric,
     MultivariateWalleniusNCHypergeometric,
 )
-from diffhypergeom.laws.checks import TensorLike, as_count_tensor, as_float_tensor
-from diffhypergeom.stats.checks import check_law, urn_rows
+from diffhypergeom.laws.checks import TensorLike, as_count_tensor
+from diffhypergeom.stats.checks import as_float64, check_law, urn_rows
 from diffhypergeom.stats.solvers import increasing_root
 
 __all__ = ["num", "odds"]
@@ -89,9 +89,9 @@ def odds(law: type, population: TensorLike, draws: TensorLike, mean: TensorLike,
     fisher = check_law(law)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
-    target = as_float_tensor(mean, "mean")
+    target = as_float64(mean, "mean")
+    shape = target.shape
     population, draws, target = urn_rows(population, draws, target, "mean", integer=False)
-    shape = as_float_tensor(mean, "mean").shape
     m = population.to(torch.float64)
     n = draws.to(torch.float64).unsqueeze(-1)
     low = (n - (m.sum(-1, keepdim=True) - m)).clamp_min(0)
@@ -223,12 +223,12 @@ def num(law: type, total: int, draws: int, odds: TensorLike, mean: TensorLike) -
                                                                     (draws, "draws")))
     if draws > total:
         raise ValueError(f"draws must be <= total, got draws={draws} > total={total}")
-    weights = as_float_tensor(odds, "odds").to(torch.float64)
+    weights = as_float64(odds, "odds")
     if weights.dim() != 1 or weights.numel() < 2:
         raise ValueError(f"odds must have shape [c] with c >= 2, got {tuple(weights.shape)}")
     if not bool(torch.isfinite(weights).all()) or bool((weights <= 0).any()):
         raise ValueError(f"odds must be finite and > 0, got {weights.tolist()}")
-    target = as_float_tensor(mean, "mean").to(torch.float64)
+    target = as_float64(mean, "mean")
     c = weights.numel()
     if target.dim() == 0 or target.shape[-1] != c:
         raise ValueError(f"mean must have shape [..., {c}] (the classes of odds), got "
