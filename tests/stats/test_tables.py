@@ -303,3 +303,22 @@ def test_bad_arguments_are_named_errors():
         homogeneity_test([[7, 15], [58, 472]], rtol=-1e-7)
     with pytest.raises(ValueError, match="max_tables must be a positive int"):
         homogeneity_test([[7, 15], [58, 472]], max_tables=0)
+
+
+def test_2xc_only_column_0_inside():
+    """Column 1 wholly in row 0, column 2 absent from it: the finite ends come from the
+    two-column urns (columns 0, 1 and 0, 2), whose profiles fall from their limits."""
+    result = odds_ratio([[3, 5, 0], [4, 0, 6]])
+    assert result.statistic.tolist() == [0.0, math.inf]
+    low, high = result.confidence_interval(0.95)
+    q = special.ndtri(0.975) ** 2
+    for j, table, side in ((0, [[3, 5], [4, 0]], 1), (1, [[3, 0], [4, 6]], -1)):
+        loglik, _ = _enumerated_fit(table)
+        top = loglik(np.array([50.0 * side]))  # the limit, to e^-50
+
+        def excess(t, loglik=loglik, top=top):
+            return top - loglik(np.array([t])) - q / 2
+
+        theta = optimize.brentq(excess, -30, 30, xtol=1e-12)
+        end = high[j] if side > 0 else low[j]
+        assert float(end) == pytest.approx(math.exp(-theta), rel=1e-7)
