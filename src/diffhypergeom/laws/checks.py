@@ -251,6 +251,9 @@ def broadcast_batch(*shapes: torch.Size, names: Sequence[str]) -> torch.Size:
         ...
         ValueError: batch shapes do not broadcast: population (2,), draws (3,)
     """
+    longest = max(shapes, key=len)
+    if all(longest[len(longest) - len(s):] == s for s in shapes):  # the common case, quickly
+        return torch.Size(longest)
     try:
         return torch.broadcast_shapes(*shapes)
     except RuntimeError as err:

@@ -22,11 +22,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch.distributions import Distribution
 
 from diffhypergeom.laws.base import check_count_dtype, with_graph_of
 from diffhypergeom.laws.checks import (
     TensorLike,
+    as_count_tensor,
     as_float_tensor,
+    check_logits,
     check_sample_shape,
     check_subset_size,
 )
@@ -59,12 +62,20 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
 
     def __init__(self, logits: TensorLike, k: TensorLike, *,
                  validate_args: bool | None = None):
+        checking = (Distribution._validate_args if validate_args is None
+                    else bool(validate_args))
         logits = as_float_tensor(logits, "logits")
         if logits.dim() == 0:
             raise ValueError("logits must have an item dimension: shape [..., N]")
+        k = as_count_tensor(k, "k", logits.device, checking)
+        if checking:
+            check_logits(logits)
+        check_subset_size(k, logits.shape[-1])
         population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
-        check_subset_size(torch.as_tensor(k), logits.shape[-1])
-        super().__init__(population, k, logits=logits, validate_args=validate_args)
+        # the checks the Wallenius law would repeat (an urn of ones, finite logits, k <= N)
+        # are made above
+        super().__init__(population, k, logits=logits, validate_args=False)
+        self._validate_args = checking
 
     def log_prob(self, value: TensorLike) -> torch.Tensor:
         """Exact ``log p(S)``, ``[*sample, *batch]``, as the Wallenius law's (validation,
