@@ -47,12 +47,15 @@ import numpy as np
 import torch
 
 from diffhypergeom.numerics.engines import Urn, build
+from diffhypergeom.numerics.marginals import log_binomial_runs
 from diffhypergeom.numerics.special import NEG_INF, log_binomial, log_binomial_pmf, logsumexp
+from diffhypergeom.numerics.support import support_points, support_size
 
 __all__ = [
-    "CLOCK_SPREAD", "DIRECT_UP_TO", "DROP", "ENDS_NEWTON_STEPS", "MIXTURE_POINTS", "Mixture",
-    "NEWTON_STEPS", "RULES", "TOLERANCE", "clock_sample", "log1mexp", "log1mexp_exp", "log_prob",
-    "logit_spread", "mixture", "mixture_covariance", "mixture_marginals", "mixture_mean",
+    "BLOCK_NODES", "CLOCK_SPREAD", "DIRECT_UP_TO", "DROP", "ENDS_NEWTON_STEPS", "MIXTURE_POINTS",
+    "Mixture", "NEWTON_STEPS", "RULES", "TOLERANCE", "clock_sample", "log1mexp", "log1mexp_exp",
+    "log_prob", "log_prob_block", "logit_spread", "marginal_log_prob", "mean_approximation",
+    "mixture", "mixture_covariance", "mixture_marginals", "mixture_mean",
 ]
 
 # the integration interval ends where the log-integrand is this far below its peak
@@ -72,6 +75,9 @@ DIRECT_UP_TO = 1e5
 # widest spread of the logits of classes drawn together that the clock sampler spans (its
 # times reach e^spread; float64 overflows at e^709)
 CLOCK_SPREAD = 650.0
+# equally spaced nodes of ``log_prob_block``'s first trapezoid rule (odd: every other node is
+# the rule it is checked against)
+BLOCK_NODES = 49
 # points of the trapezoid rule over the time of leaving, first try (doubled up to 5 times)
 MIXTURE_POINTS = 48
 
@@ -146,9 +152,11 @@ def _placement(v: torch.Tensor, x: torch.Tensor, rest: torch.Tensor, log_w: torc
 
 
 @torch.no_grad()
-def _interval(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor, log_d: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The peak ``v*`` of ``h`` and the ends ``a < v* < b`` where ``h`` is ``DROP`` below it."""
+def _interval(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor, log_d: torch.Tensor,
+              converged: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The peak ``v*`` of ``h`` and the ends ``a < v* < b`` where ``h`` is ``DROP`` below it.
+    ``converged > 0`` stops each Newton loop once every step is below it (the peak) or every
+    end is within it of ``DROP`` (else all ``NEWTON_STEPS`` and ``ENDS_NEWTON_STEPS``)."""
     rest = m - x
     v = torch.log1p(x.sum(-1)) - log_d
     lo, hi = v - 80.0, v + 80.0
@@ -157,7 +165,12 @@ def _interval(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor, log_d: torc
         lo = torch.where(first > 0, v, lo)
         hi = torch.where(first > 0, hi, v)
         step = v - first / torch.where(second < 0, second, torch.full_like(second, -1.0))
-        v = torch.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+        # inclusive: at the peak to the last bit (first == 0) the step stays where it is
+        moved = torch.where((step >= lo) & (step <= hi), step, 0.5 * (lo + hi))
+        done = converged > 0 and bool(((moved - v).abs() <= converged).all())
+        v = moved
+        if done:
+            break
     target = _placement(v, x, rest, log_w) - DROP
     curvature = (-_slopes(v, x, m, log_w)[1]).clamp_min(1e-12)
     guess = (2 * DROP / curvature).sqrt()
@@ -167,6 +180,8 @@ def _interval(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor, log_d: torc
         # Newton on the concave h(v) = target: from outside the interval it stays outside and
         # converges monotonically; from inside one step takes it outside
         gap = _placement(ends, x, rest, log_w) - target
+        if converged > 0 and bool((gap.abs() <= converged).all()):
+            break
         slope = (sign * _slopes(ends, x, m, log_w)[0]).clamp_min(1e-12)
         ends = ends - sign * gap / slope
     return v, ends[0].minimum(v - 1e-6), ends[1].maximum(v + 1e-6)
@@ -241,6 +256,141 @@ def log_prob(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor) -> torch.Ten
                          f"{TOLERANCE:g} (estimated {float(error[bad].max()):.3g}) for the "
                          f"counts {x[bad][0].tolist()}; please report this urn")
     return torch.where(settled, torch.zeros_like(value), value)
+
+
+def log_prob_block(x: torch.Tensor, m: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
+    """``log p(x)`` ``[B, K]`` for blocks of ``K`` count vectors ``x [B, K, c]`` of the urns
+    ``m, log_w [B, c]``, each block a run (neighbouring counts differ by -1, 0 or +1 in each
+    class: a marginal's tail), as ``log_prob`` computes them but on nodes shared by the block,
+    over the union of the intervals of its first and last counts (the peak of the integrand
+    moves monotonically with a class's count). There ``h`` is a bilinear form in the counts and
+    the per-node ``log(1 - e^-s_i)``, ``-s_i`` and log-weights: one matrix product for the
+    whole block, and another for its slopes at the ends.
+
+    The rule is the trapezoid rule in ``v`` on ``BLOCK_NODES`` (then about twice, four times as
+    many) equally spaced nodes: ``h`` is concave and smooth, so the rule converges
+    geometrically and the same rule on every other node estimates its error (far above the
+    error of the finer rule). That estimate and the tails beyond the ends (as in ``log_prob``)
+    must be below ``TOLERANCE`` for each count; counts that miss it, urns with one point of
+    support and classes above ``DIRECT_UP_TO`` balls are computed by ``log_prob``.
+    Differentiable in ``log_w``."""
+    if x.shape[1] == 0 or float(m.detach().max()) > DIRECT_UP_TO:
+        return log_prob(x, m.unsqueeze(1), log_w.unsqueeze(1))
+    shift = log_w.detach().amax(-1, keepdim=True)
+    log_w = log_w - torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    drawable = log_w > NEG_INF
+    rest = m.unsqueeze(1) - x
+    log_d = logsumexp(torch.where(rest > 0, log_w.unsqueeze(1) + rest.clamp_min(1).log(),
+                                  NEG_INF), -1)
+    settled = ~torch.isfinite(log_d.detach()) | (x.sum(-1) == 0)
+    constant = log_d + log_binomial_runs(m.unsqueeze(-1), x.transpose(1, 2)).sum(1)
+    counts = torch.cat([x, rest], -1)                                           # [B, K, 2c]
+    with torch.no_grad():
+        ends = x[:, [0, -1]].detach()
+        safe = torch.where(settled[:, [0, -1]].all(-1).view(-1, 1, 1),
+                           torch.zeros_like(ends), ends)
+        pair = (x.shape[0], 2, x.shape[-1])
+        _, left, right = _interval(safe, m.unsqueeze(1).expand(pair),
+                                   log_w.detach().unsqueeze(1).expand(pair),
+                                   log_d[:, [0, -1]].detach().nan_to_num(0.0, neginf=0.0),
+                                   converged=1e-10)
+        left, right = left.amin(-1), right.amax(-1)
+    out = torch.zeros(x.shape[:2], dtype=torch.float64, device=x.device)
+    bad = settled.clone()
+    rows = (~settled.all(-1)).nonzero().squeeze(-1)
+    for nodes in (BLOCK_NODES, 2 * BLOCK_NODES - 1, 4 * BLOCK_NODES - 3):
+        if len(rows) == 0:
+            break
+        unit = torch.linspace(0, 1, nodes, dtype=torch.float64, device=x.device)
+        span = (right[rows] - left[rows]).unsqueeze(-1)
+        v = left[rows].unsqueeze(-1) + span * unit                               # [b, G]
+        live = drawable[rows].unsqueeze(1)
+        log_s = torch.where(live, log_w[rows].unsqueeze(1) + v.unsqueeze(-1), 0.0)
+        s = log_s.clamp(max=700).exp()
+        features = torch.cat([torch.where(live, log1mexp_exp(log_s), 0.0),
+                              torch.where(live, -s, 0.0)], -1)                  # [b, G, 2c]
+        # the trapezoid's weights: a half at both ends (of the rule and of its check)
+        weight = v.clone()
+        weight[:, [0, -1]] += math.log(0.5)
+        h = torch.baddbmm(weight.unsqueeze(1), counts[rows], features.transpose(1, 2))
+        log_step = (span / (nodes - 1)).log()
+        value = torch.logsumexp(h, -1) + log_step
+        with torch.no_grad():
+            check = torch.logsumexp(h[..., ::2], -1) + log_step + math.log(2)
+            ends_s = s[:, [0, -1]]
+            finite = (ends_s > 0) & (ends_s < 700) & live
+            safe_s = torch.where(finite, ends_s, 1.0)
+            ratio = torch.where(finite, safe_s / torch.expm1(safe_s), (ends_s == 0) & live)
+            slopes = 1 + torch.bmm(counts[rows].detach(), torch.cat(
+                [ratio, -torch.where(live, ends_s, 0.0)], -1).transpose(1, 2))   # [b, K, 2]
+            at_ends = h[..., [0, -1]].detach() - math.log(0.5)
+            tails = torch.logsumexp(at_ends - slopes.abs().clamp_min(1e-300).log(), -1)
+            error = (check - value.detach()).abs() + (tails - value.detach()).exp()
+            missed = settled[rows] | ~(error <= TOLERANCE)
+        out = out.index_put((rows,), torch.where(missed, 0.0, value + constant[rows]))
+        bad = bad.index_put((rows,), missed)
+        rows = rows[(missed & ~settled[rows]).any(-1)]
+    if bool(bad.any()):
+        at = bad.nonzero(as_tuple=True)
+        out = out.index_put(at, log_prob(x[at], m[at[0]], log_w[at[0]]))
+    return out
+
+
+def marginal_log_prob(population: torch.Tensor, draws: torch.Tensor, log_w: torch.Tensor,
+                      i: int, counts: torch.Tensor, limit: int) -> torch.Tensor:
+    """``[B, K]``: ``log P(X_i = k)`` for urns ``population [B, c]`` (int64, zero where the
+    weight is), ``draws [B]``, ``log_w [B, c]`` and counts ``[B, K]`` inside the support, exact
+    in log space: ``log_prob`` of every count vector with ``x_i = k`` (the points of the urn
+    without class ``i`` drawing ``n - k``), summed by ``logsumexp``. A ``ValueError`` where
+    those points number more than ``limit`` for some ``k``. Differentiable in ``log_w``."""
+    batch, width = counts.shape
+    others = [j for j in range(population.shape[-1]) if j != i]
+    blocks, owners = [], []
+    for b in range(batch):
+        rest = population[b, others].tolist()
+        for col, k in enumerate(counts[b].round().to(torch.int64).tolist()):
+            left = int(draws[b]) - k
+            size, _ = support_size(rest, left, stop_above=limit)
+            if size > limit:
+                raise ValueError(
+                    f"the marginal of class {i} at count {k} sums over {size:,}+ count vectors "
+                    f"of the other classes (population {rest[:8]}, {left} drawn), above the "
+                    f"limit of {limit:,} (max_support); beyond it only the table "
+                    f"marginal({i}).probs is computed (from the Fisher mixture, to about 1e-12 "
+                    f"absolute), not log-space tails")
+            points = support_points(rest, left, counts.device)
+            full = torch.zeros(len(points), population.shape[-1], dtype=torch.float64,
+                               device=counts.device)
+            full[:, others] = points.to(torch.float64)
+            full[:, i] = k
+            blocks.append(full)
+            owners.append(torch.full((len(points),), b * width + col, device=counts.device))
+    x, owner = torch.cat(blocks), torch.cat(owners)
+    row = owner // width
+    values = log_prob(x, population[row].to(torch.float64), log_w[row])
+    # logsumexp per (urn, count): shift by the group's largest value, detached
+    top = torch.full((batch * width,), NEG_INF, dtype=torch.float64, device=counts.device)
+    top = top.scatter_reduce(0, owner, values.detach(), "amax")
+    total = torch.zeros_like(top).index_add(0, owner, (values - top[owner]).exp())
+    return (top + total.log()).reshape(batch, width)
+
+
+@torch.no_grad()
+def mean_approximation(m: torch.Tensor, n: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
+    """``[B, c]``: Fog's approximation of the mean of urns ``m [B, c]`` (float64, zero where the
+    weight is zero) drawing ``n [B]``: the counts expected to have rung by the time ``u`` at
+    which ``n`` balls are expected to have rung, ``m_i (1 - e^{-w_i u})`` with ``sum_i m_i (1 -
+    e^{-w_i u}) = n`` (bisection in ``log u``). Within a count or two of the mean; not exact."""
+    log_w = log_w - log_w.amax(-1, keepdim=True).clamp_min(-1e300)
+    w = torch.where(m > 0, log_w.exp(), torch.zeros_like(m))
+    lo = torch.full(n.shape, -800.0, dtype=torch.float64, device=m.device)
+    hi = torch.full_like(lo, 800.0)
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        rung = (m * -torch.expm1(-w * mid.unsqueeze(-1).exp())).sum(-1)
+        below = rung < n
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return m * -torch.expm1(-w * hi.unsqueeze(-1).exp())
 
 
 def logit_spread(m: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
