@@ -16,6 +16,7 @@ from diffhypergeom.laws import (
     MultivariateWalleniusNCHypergeometric,
     RandomPartition,
     RelaxedMultivariateFisherNCHypergeometric,
+    UrnMarginal,
 )
 from diffhypergeom.numerics.sampling import RelaxedDraw
 
@@ -26,6 +27,7 @@ __all__ = [
     "RandomPartition",
     "RelaxedDraw",
     "RelaxedMultivariateFisherNCHypergeometric",
+    "UrnMarginal",
 ]
 __version__ = "0.2.0.dev0"
 

@@ -7,11 +7,14 @@
 - ``merged``: ``MergedFisherNCHypergeometric`` (the paper's sampler, a baseline);
 - ``relaxed``: ``RelaxedMultivariateFisherNCHypergeometric`` (Gumbel-softmax soft counts);
 - ``partition``: ``RandomPartition`` (DRPM, exact probability);
+- ``marginal``: ``UrnMarginal``, the law of one class's count (``marginal(i)`` of the Fisher and
+  Wallenius laws: exact tails, quantiles and mode);
 - ``base``: ``UrnDistribution``, what the urn laws share; ``checks``: argument validation.
 """
 
 from diffhypergeom.laws.fisher import MultivariateFisherNCHypergeometric
 from diffhypergeom.laws.ksubset import KSubset
+from diffhypergeom.laws.marginal import UrnMarginal
 from diffhypergeom.laws.merged import MergedFisherNCHypergeometric
 from diffhypergeom.laws.partition import RandomPartition
 from diffhypergeom.laws.relaxed import RelaxedMultivariateFisherNCHypergeometric
@@ -26,4 +29,5 @@ __all__ = [
     "MultivariateWalleniusNCHypergeometric",
     "RandomPartition",
     "RelaxedMultivariateFisherNCHypergeometric",
+    "UrnMarginal",
 ]

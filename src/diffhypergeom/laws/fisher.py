@@ -13,6 +13,7 @@ binomials and their characteristic function (FFT) for large ones.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -23,7 +24,10 @@ from diffhypergeom.laws.base import MAX_DENSE, check_count_dtype, with_graph_of
 from diffhypergeom.laws.checks import TensorLike, check_bool, check_class_index, check_sample_shape
 from diffhypergeom.laws.engine_law import FisherEngineLaw, eager
 from diffhypergeom.laws.gradients import Gradient
+from diffhypergeom.laws.marginal import UrnMarginal
 from diffhypergeom.numerics.base import Window
+from diffhypergeom.numerics.marginals import fisher_class_terms, support_bounds
+from diffhypergeom.numerics.modes import fisher_mode
 from diffhypergeom.numerics.sampling import RelaxedDraw
 from diffhypergeom.numerics.special import NEG_INF, times_logit
 
@@ -173,24 +177,57 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
         return (out if term is None else out - term).to(self.logits.dtype)
 
     # ------------------------------------------------------------------ marginals, moments
-    def marginal(self, i: int) -> torch.distributions.Categorical:
-        """Exact marginal of class ``i``: a ``Categorical`` over the counts ``0..max m_i``
-        (with batch shape ``batch_shape``)."""
+    def marginal(self, i: int) -> UrnMarginal:
+        """The law of class ``i``'s count, ``UrnMarginal`` (batch shape ``batch_shape``): exact
+        ``log_prob``, tails (``cdf``, ``log_cdf``, ``log_sf``) and quantiles (``icdf``) in log
+        space however small, ``mode``, and the table ``probs`` over ``0..max m_i``.
+
+        ``log P(X_i = k) = log C(m_i, k) + k theta_i + A_{-i}(n - k) - A(n)``
+        (``numerics.marginals``): for two classes a closed form, normalised by summing it over
+        the support; for more, the log-space engine's own marginals where it computes the urn
+        (exact at every count), else one urn without class ``i`` per count, each computed at
+        its own saddle point. The one-sided gradient in a weight that is exactly zero
+        (``_zero_weight_tangent``) is carried by ``probs`` only."""
         i = check_class_index(i, self.num_classes)
-        size = int(self.population[..., i].max()) + 1 if self.population.numel() else 1
+        c = self.num_classes
+        flat = self.sharing.base_shape.numel()
+        theta = self.sharing.narrow(self.logits).reshape(flat, c).to(torch.float64)
+        population = self.sharing.narrow(self.population).reshape(flat, c)
+        population = torch.where(theta > NEG_INF, population, 0)
+        draws = self.sharing.narrow(self.draws).reshape(flat)
+        low, high = support_bounds(population, draws, i)
+        shift = torch.where(population > 0, theta, NEG_INF).detach().amax(-1, keepdim=True)
+        shift = torch.where(torch.isfinite(shift), shift, 0.0)
+        theta = theta - shift
+        dense = None
+        if self._zero_weight_tangent() is not None:
+            size = int(self.population[..., i].max()) + 1 if self.population.numel() else 1
+            dense = functools.partial(self._tangent_marginal, i, size)
+        log_normalizer = None
+        if c > 2 and self._urn().name == "logspace":
+            window = self._urn().log_marginals()[i]
+
+            def terms(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+                return Window(window.offset[rows], window.log_prob[rows]).at(counts.long())
+
+            log_normalizer = torch.zeros(flat, dtype=torch.float64, device=theta.device)
+        else:
+            def terms(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+                return fisher_class_terms(population[rows], draws[rows], theta[rows], i, counts,
+                                          self.engine)
+
+            if c > 2:
+                log_normalizer = self._urn().log_normalizer - draws * shift.squeeze(-1)
+        return UrnMarginal(self, i, terms, low, high, log_normalizer, dense)
+
+    def _tangent_marginal(self, i: int, size: int) -> torch.Tensor:
+        """``[*batch, size]``: ``P(X_i = k)`` with the first-order term of the weights that
+        are exactly zero, in linear space: a count of probability zero keeps its term ``eps
+        p_i(k)``, which log space would lose."""
         if size * self.batch_shape.numel() > MAX_DENSE:
-            raise ValueError(f"marginal({i}) would hold {size:,} counts per urn; use "
+            raise ValueError(f"marginal({i}).probs would hold {size:,} counts per urn; use "
                              f"log_marginal({i}), which keeps only the counts that can occur")
-        found = self._zero_weight_tangent()
-        if found is None:  # one per distinct urn, then expanded
-            offset, log_prob = self._marginal_window(i)
-            dense = Window(offset, log_prob).dense(size)
-            logits = self.sharing.unflatten(dense, (size,))
-            return torch.distributions.Categorical(logits=logits.to(self.logits.dtype),
-                                                   validate_args=False)
-        # in linear space: a count of probability zero keeps its first-order term eps p_i(k),
-        # which log space (and a softmax over it) would lose
-        eps, below = found
+        eps, below = self._zero_weight_tangent()
         probs = self._dense_marginal(self, i, size)
         with torch.no_grad():
             other = self._dense_marginal(below, i, size)
@@ -199,8 +236,21 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
         own = eps[..., i].unsqueeze(-1)
         probs = (probs + (eps.sum(-1, keepdim=True) - own) * (other - fixed)
                  + own * (shifted - fixed))
-        return torch.distributions.Categorical(probs=probs.to(self.logits.dtype),
-                                               validate_args=False)
+        return probs.to(self.logits.dtype)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        """``[..., c]``: the most probable count vector, exact (``numerics.modes.fisher_mode``:
+        the law is a sum of concave terms, so no better move of one ball means the maximum);
+        of tied ones (log-probabilities within ``numerics.tails.TIE``) the lexicographically
+        largest. For two classes BiasedUrn's ``modeFNCHypergeo`` (``x_1``)."""
+        c = self.num_classes
+        flat = self.sharing.base_shape.numel()
+        theta = self.sharing.narrow(self.logits).reshape(flat, c).to(torch.float64).detach()
+        population = self.sharing.narrow(self.population).reshape(flat, c)
+        population = torch.where(theta > NEG_INF, population, 0)
+        found = fisher_mode(population, self.sharing.narrow(self.draws).reshape(flat), theta)
+        return self.sharing.unflatten(found, (c,)).to(self.logits.dtype)
 
     @staticmethod
     def _dense_marginal(dist: MultivariateFisherNCHypergeometric, i: int, size: int

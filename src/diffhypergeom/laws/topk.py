@@ -92,6 +92,19 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         out = torch.where(inside, race.log_prob(x, theta), NEG_INF)
         return self.sharing.unflatten_draws(out, sample_shape).to(self.logits.dtype)
 
+    @property
+    def mode(self) -> torch.Tensor:
+        """``[..., N]``: the most probable subset, the ``k`` items of largest logit, exact (of
+        items with equal logits at the boundary the earlier ones: the lexicographically
+        largest mask, as the Wallenius law's ``mode``). Swapping a chosen item ``a`` for an
+        unchosen ``b`` with ``w_b > w_a`` raises every term of ``p(S) = sum over orders of S
+        of prod_t w_{s_t} / (W - w_{s_1} - ... - w_{s_{t-1}})``: the order with ``b`` in
+        ``a``'s place has a larger factor there and smaller denominators after it."""
+        order = torch.sort(self.logits.detach(), dim=-1, descending=True, stable=True).indices
+        rank = torch.empty_like(order).scatter_(-1, order, torch.arange(
+            self.num_classes, device=order.device).expand_as(order).contiguous())
+        return (rank < self.draws.unsqueeze(-1)).to(self.logits.dtype)
+
     def _ranks(self, sample_shape: torch.Size) -> torch.Tensor:
         """The order of the items by Gumbel-perturbed logits, ``[*sample, *batch, N]``."""
         logits = self.logits.detach()

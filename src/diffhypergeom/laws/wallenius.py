@@ -23,10 +23,15 @@ import torch
 
 from diffhypergeom.laws.base import MAX_DENSE, UrnDistribution, check_count_dtype, with_graph_of
 from diffhypergeom.laws.checks import TensorLike, check_class_index, check_sample_shape
+from diffhypergeom.laws.marginal import UrnMarginal
+from diffhypergeom.numerics import support as support_module
 from diffhypergeom.numerics import wallenius as quadrature
+from diffhypergeom.numerics.marginals import support_bounds
+from diffhypergeom.numerics.modes import exchange_mode, round_to_total
 from diffhypergeom.numerics.special import NEG_INF
 
-__all__ = ["ENTROPY_SAMPLES", "GAP", "MAX_SPREAD", "MultivariateWalleniusNCHypergeometric"]
+__all__ = ["ENTROPY_SAMPLES", "GAP", "MARGINAL_BLOCK", "MAX_SPREAD",
+           "MultivariateWalleniusNCHypergeometric"]
 
 # exact draws of the Monte Carlo entropy of urns whose support is too large to sum over
 ENTROPY_SAMPLES = 4096
@@ -37,6 +42,8 @@ GAP = 200.0
 # widest spread of the drawable classes' logits that log_prob resolves (measured: 1e-11
 # relative at 1e6, the quadrature's tolerance missed at 1e8)
 MAX_SPREAD = 1e6
+# counts of a marginal that share one set of quadrature nodes (``quadrature.log_prob_block``)
+MARGINAL_BLOCK = 16
 
 
 class MultivariateWalleniusNCHypergeometric(UrnDistribution):
@@ -114,12 +121,7 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         non-integer counts inside the ranges the continuous (``lgamma``) extension."""
         x, inside, sample_shape = self._counts(value)
         population, draws, log_w = self._flat()
-        spread = float(quadrature.logit_spread(population, log_w).max()) \
-            if population.numel() else 0.0
-        if spread > MAX_SPREAD:
-            raise ValueError(f"logits: the drawable classes' logits spread by {spread:.3g}; "
-                             f"log_prob resolves spreads up to {MAX_SPREAD:.0e} (only "
-                             f"differences matter)")
+        self._check_spread(population, log_w)
         m = population.to(torch.float64).unsqueeze(0)
         x_safe = torch.where(inside.unsqueeze(-1), x, _greedy(population, draws).unsqueeze(0))
         out = quadrature.log_prob(x_safe, m, log_w.unsqueeze(0))
@@ -127,6 +129,16 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         out = torch.where(_settled(population, draws), 0.0, out)
         out = torch.where(inside, out, NEG_INF)
         return self.sharing.unflatten_draws(out, sample_shape).to(self.logits.dtype)
+
+    @staticmethod
+    def _check_spread(population: torch.Tensor, log_w: torch.Tensor) -> None:
+        """A ``ValueError`` where the drawable classes' logits spread beyond ``MAX_SPREAD``."""
+        spread = float(quadrature.logit_spread(population, log_w).max()) \
+            if population.numel() else 0.0
+        if spread > MAX_SPREAD:
+            raise ValueError(f"logits: the drawable classes' logits spread by {spread:.3g}; "
+                             f"log_prob resolves spreads up to {MAX_SPREAD:.0e} (only "
+                             f"differences matter)")
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         """Exact draws ``[*sample_shape, *batch, c]`` in the logits' floating dtype."""
@@ -171,10 +183,71 @@ class MultivariateWalleniusNCHypergeometric(UrnDistribution):
         return with_graph_of(self.sharing.unflatten(mean, (self.num_classes,)
                                                     ).to(self.logits.dtype), self.logits)
 
-    def marginal(self, i: int) -> torch.distributions.Categorical:
-        """Exact marginal of class ``i``: a ``Categorical`` over the counts ``0..max m_i``."""
-        _, log_probs = self.log_marginal(i)
-        return torch.distributions.Categorical(logits=log_probs, validate_args=False)
+    def marginal(self, i: int) -> UrnMarginal:
+        """The law of class ``i``'s count, ``UrnMarginal`` (batch shape ``batch_shape``): exact
+        ``log_prob``, tails (``cdf``, ``log_cdf``, ``log_sf``) and quantiles (``icdf``) in log
+        space however small, ``mode``, and the table ``probs`` over ``0..max m_i``.
+
+        For two classes ``log P(X_i = k)`` is ``log_prob`` of ``(k, n - k)``, computed a block
+        of counts at a time on shared nodes (``numerics.wallenius.log_prob_block``). For more
+        classes it is ``log_prob`` summed over the count vectors with ``x_i = k``
+        (``numerics.wallenius.marginal_log_prob``): exact, for urns where those number at most
+        ``max_support`` (``numerics.support.MAX_ENUMERATE_SUPPORT``) per count; beyond, the
+        log-probabilities, tails, quantiles and mode raise a ``ValueError`` and only ``probs``
+        is computed, from the Fisher mixture (``log_marginal``, about ``1e-12`` absolute)."""
+        i = check_class_index(i, self.num_classes)
+        population, draws, log_w = self._flat()
+        self._check_spread(population, log_w)
+        low, high = support_bounds(population, draws, i)
+        m = population.to(torch.float64)
+        zero = torch.zeros(len(draws), dtype=torch.float64, device=draws.device)
+        centre = quadrature.mean_approximation(m, draws.to(torch.float64), log_w)[:, i]
+        if self.num_classes > 2:
+            limit = (support_module.MAX_ENUMERATE_SUPPORT if self.max_support is None
+                     else self.max_support)
+
+            def terms(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+                return quadrature.marginal_log_prob(population[rows], draws[rows], log_w[rows],
+                                                    i, counts, limit)
+
+            def dense() -> torch.Tensor:
+                return self.log_marginal(i)[1].exp()
+
+            return UrnMarginal(self, i, terms, low, high, zero, dense, centre)
+        j = 1 - i if self.num_classes == 2 else i
+
+        def terms(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+            x = torch.zeros(counts.shape + (self.num_classes,), dtype=torch.float64,
+                            device=counts.device)
+            x[..., j] = draws[rows].unsqueeze(-1).to(torch.float64) - counts
+            x[..., i] = counts
+            return torch.cat([quadrature.log_prob_block(x[:, a: a + MARGINAL_BLOCK], m[rows],
+                                                         log_w[rows])
+                              for a in range(0, counts.shape[-1], MARGINAL_BLOCK)], -1)
+
+        return UrnMarginal(self, i, terms, low, high, zero, centre=centre)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        """``[..., c]``: the most probable count vector as far as moves of one ball from one
+        class to another can tell (``numerics.modes.exchange_mode`` with the exact
+        ``log_prob``, from Fog's approximate mean): no such move improves it, and of tied
+        ones (within ``numerics.tails.TIE``) it is the lexicographically largest. For two
+        classes this is BiasedUrn's ``modeWNCHypergeo``, exact where the law is unimodal (as
+        ``numerics.tails`` assumes); for more it matched brute force on every small urn the
+        tests enumerate, but the Wallenius law has no separable form that would prove it in
+        general. Each step scores ``c (c - 1)`` count vectors."""
+        population, draws, log_w = self._flat()
+        self._check_spread(population, log_w)
+        m = population.to(torch.float64)
+        start = round_to_total(quadrature.mean_approximation(m, draws.to(torch.float64),
+                                                             log_w.detach()), population, draws)
+
+        def log_prob(x: torch.Tensor) -> torch.Tensor:
+            return quadrature.log_prob(x, m, log_w.detach())
+
+        found = exchange_mode(log_prob, start, population)
+        return self.sharing.unflatten(found, (self.num_classes,)).to(self.logits.dtype)
 
     def log_marginal(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact marginal of class ``i`` as ``(offset [...], log_probs [..., W])`` with
