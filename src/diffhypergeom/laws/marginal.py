@@ -22,9 +22,11 @@ from diffhypergeom.numerics.special import NEG_INF
 from diffhypergeom.numerics.tails import LogTerms, log_total, log_walk, unimodal_mode
 from diffhypergeom.numerics.wallenius import log1mexp
 
-__all__ = ["UrnMarginal"]
+__all__ = ["QUANTILE_TIE", "UrnMarginal"]
 
 HALF = math.log(0.5)
+# ``icdf``: a tail within this (relative) of its target reaches it (rounding of exact ties)
+QUANTILE_TIE = 1e-12
 
 
 class UrnMarginal(Distribution):
@@ -222,13 +224,15 @@ class UrnMarginal(Distribution):
         ``value`` in ``[0, 1]`` (a ``ValueError`` otherwise): BiasedUrn's ``qFNCHypergeo`` /
         ``qWNCHypergeo``. A bisection over the support on exact tails: below one half on
         ``log P(X_i <= k) >= log q``, above on ``log P(X_i > k) <= log(1 - q)``, so
-        quantiles near 1 are resolved."""
+        quantiles near 1 are resolved. A tail within ``QUANTILE_TIE`` (relative) of its target
+        reaches it: a ``q`` that equals ``P(X_i <= k)`` in exact arithmetic (the median 1/2 of a
+        symmetric urn) gives ``k`` whichever way the sums round."""
         q, rows, sample_shape = self._flat(value, "q")
         if bool(((q < 0) | (q > 1)).any()):
             raise ValueError(f"q must be in [0, 1], got {q[(q < 0) | (q > 1)][:3].tolist()}")
         lo, hi = self.low[rows].clone(), self.high[rows].clone()
         lower = q <= 0.5
-        log_q = torch.where(lower, q.log(), torch.log1p(-q))
+        log_q = torch.where(lower, q.log() - QUANTILE_TIE, torch.log1p(-q) + QUANTILE_TIE)
         while True:
             open_ = lo < hi
             if not bool(open_.any()):
