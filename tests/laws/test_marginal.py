@@ -177,6 +177,31 @@ def test_fisher_marginals_of_three_classes_are_exact(engine):
                                            high])
 
 
+@pytest.mark.parametrize("engine", ["logspace", "fft"])
+def test_a_deep_fisher_tail_of_three_classes(engine):
+    """[300, 250, 400] drawing 450: class 0's tails P(X <= 0) ~ 1e-44 and P(X > 290) ~
+    1e-230, against mpmath (the other classes' normaliser as a sum of products of
+    binomials)."""
+    mpmath = pytest.importorskip("mpmath")
+    population, draws, weights = [300, 250, 400], 450, [0.3, 2.0, 1.0]
+    with mpmath.workdps(40):
+        w = [mpmath.mpf(v) for v in weights]
+        rows = [[mpmath.binomial(m, k) * wi**k for k in range(m + 1)]
+                for m, wi in zip(population, w, strict=True)]
+
+        def rest(r):
+            return sum(rows[1][y] * rows[2][r - y] for y in range(max(0, r - 400),
+                                                                  min(250, r) + 1))
+        terms = {k: rows[0][k] * rest(draws - k) for k in range(0, 301)}
+        total = sum(terms.values())
+        pmf = {k: v / total for k, v in terms.items()}
+    marginal = Fisher(torch.tensor(population), draws, weights=torch.tensor(weights, dtype=F64),
+                      engine=engine).marginal(0)
+    assert float(marginal.log_cdf(0.0)) < math.log(1e-40)
+    assert float(marginal.log_sf(290.0)) < math.log(1e-220)
+    _check_tails(marginal, pmf, [0, 10, 73, 150, 250, 290])
+
+
 def test_wallenius_marginals_of_three_classes_are_exact():
     population, draws, weights = [12, 9, 15], 16, [0.2, 3.0, 1.0]
     d = Wallenius(torch.tensor(population), draws, weights=torch.tensor(weights, dtype=F64))
