@@ -353,9 +353,12 @@ class UrnDistribution(Distribution):
         inside = in_range & ((x.sum(-1) - draws).abs() <= tolerance)
         return x, inside, sample_shape
 
-def check_count_dtype(dtype: torch.dtype, draws: torch.Tensor) -> None:
+def check_count_dtype(dtype: torch.dtype, draws: torch.Tensor, at_most: int | None = None
+                      ) -> None:
     """Counts come in the logits' floating dtype: it must hold every count up to ``draws``
-    (float64 always does: totals are at most ``2**53``). The samplers call it before drawing.
+    (float64 always does: totals are at most ``2**53``). The samplers call it before drawing;
+    ``at_most``, a bound on ``draws`` known without reading them (a k-subset's ``N``), spares
+    reading them where the dtype holds it.
 
     Example:
         >>> import torch
@@ -371,6 +374,8 @@ def check_count_dtype(dtype: torch.dtype, draws: torch.Tensor) -> None:
     if dtype == torch.float64:
         return
     largest = int(round(2 / torch.finfo(dtype).eps))
+    if at_most is not None and at_most <= largest:
+        return
     if draws.numel() and int(draws.max()) > largest:
         raise ValueError(f"draws={int(draws.max())} cannot be represented exactly in {dtype} "
                          f"(whole numbers up to {largest}); pass float64 logits or weights")

@@ -37,6 +37,8 @@ def as_count_tensor(value: TensorLike, name: str, device: torch.device | None = 
         ...
         ValueError: draws must be non-negative, got [-1]
     """
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        return torch.tensor(value, dtype=torch.int64, device=device)  # a Python int, quickly
     if isinstance(value, torch.Tensor):
         tensor = on_device(value, name, device)
     else:
@@ -210,6 +212,8 @@ def check_logits(logits: torch.Tensor) -> None:
         ValueError: logits must be finite (to exclude a class, pass weights with a zero entry
             instead)
     """
+    if bool(torch.isfinite(logits).all()):
+        return
     if bool(torch.isnan(logits).any()):
         raise ValueError("logits must not be NaN")
     if bool(torch.isinf(logits).any()):

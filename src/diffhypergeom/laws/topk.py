@@ -112,18 +112,23 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         keys = keys - torch.empty_like(keys).exponential_().log()
         return keys.argsort(-1, descending=True)
 
-    def _chosen(self, order: torch.Tensor) -> torch.Tensor:
-        """``k``-hot masks ``[..., N]`` of the first ``k`` items of each order."""
-        first = torch.arange(self.num_classes, device=order.device) < self.draws.unsqueeze(-1)
+    def _first(self, order: torch.Tensor) -> torch.Tensor:
+        """``[*batch, N]`` bool: whether each place of an order is among the first ``k``."""
+        return torch.arange(self.num_classes, device=order.device) < self.draws.unsqueeze(-1)
+
+    def _chosen(self, order: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """``k``-hot masks ``[..., N]`` of the first ``k`` items of each order (``first``:
+        ``_first``)."""
         chosen = torch.zeros(order.shape, dtype=self.logits.dtype, device=order.device)
         return chosen.scatter(-1, order, first.expand(order.shape).to(chosen.dtype))
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> torch.Tensor:
         """Exact draws ``[*sample_shape, *batch, N]``: ``topk`` of Gumbel-perturbed logits."""
         sample_shape = check_sample_shape(sample_shape)
-        check_count_dtype(self.logits.dtype, self.draws)
+        check_count_dtype(self.logits.dtype, self.draws, at_most=self.num_classes)
         with torch.no_grad():
-            return self._chosen(self._ranks(sample_shape))
+            order = self._ranks(sample_shape)
+            return self._chosen(order, self._first(order))
 
     def sample_with_score(self, sample_shape: Sequence[int] = torch.Size(),
                           normalized: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,13 +138,13 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         accepted for the estimators' sake (``KSubset.sample_with_score``); the order's
         probability has no term that every draw shares, so it is always normalised."""
         sample_shape = check_sample_shape(sample_shape)
-        check_count_dtype(self.logits.dtype, self.draws)
+        check_count_dtype(self.logits.dtype, self.draws, at_most=self.num_classes)
         order = self._ranks(sample_shape)
         logits = self.logits.expand(order.shape).gather(-1, order)
         remaining = logits.flip(-1).logcumsumexp(-1).flip(-1)
-        first = torch.arange(self.num_classes, device=order.device) < self.draws.unsqueeze(-1)
+        first = self._first(order)
         log_order = torch.where(first, logits - remaining, 0.0).sum(-1)
-        return self._chosen(order), log_order
+        return self._chosen(order, first), log_order
 
     # ------------------------------------------------------------------ inclusion
     def _inclusion(self) -> tuple[torch.Tensor, torch.Tensor] | None:
