@@ -53,7 +53,7 @@ def _environment() -> dict[str, str]:
 
 
 def test_examples_run_and_draw(tmp_path):
-    assert len(EXAMPLES) == 6, EXAMPLES
+    assert len(EXAMPLES) == 7, EXAMPLES
     done = subprocess.run([sys.executable, "-c", DRIVER, str(tmp_path), *map(str, EXAMPLES)],
                           capture_output=True, text=True, env=_environment(), cwd=tmp_path,
                           timeout=300, check=False)

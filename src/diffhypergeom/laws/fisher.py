@@ -216,8 +216,6 @@ class MultivariateFisherNCHypergeometric(FisherEngineLaw):
                 return fisher_class_terms(population[rows], draws[rows], theta[rows], i, counts,
                                           self.engine)
 
-            if c > 2:
-                log_normalizer = self._urn().log_normalizer - draws * shift.squeeze(-1)
         return UrnMarginal(self, i, terms, low, high, log_normalizer, dense)
 
     def _tangent_marginal(self, i: int, size: int) -> torch.Tensor:
