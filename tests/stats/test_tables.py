@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from profiles import profile_limits
 
 from diffhypergeom.stats import homogeneity_test, odds_ratio
 
@@ -212,18 +213,8 @@ def test_2xc_conditional_estimate_and_profile_interval_against_enumeration():
     np.testing.assert_allclose(result.statistic.numpy(), np.exp(-best.x), rtol=1e-6)
     low, high = result.confidence_interval(0.95)
     q = special.ndtri(0.975) ** 2
-    top = -best.fun
-
-    def excess(t, j):
-        def inner(u):
-            free = np.empty(2)
-            free[j], free[1 - j] = t, u
-            return -loglik(free)
-        return top + optimize.minimize_scalar(inner, bracket=(-5, 5), tol=1e-12).fun - q / 2
-
     for j in range(2):
-        theta_low = optimize.brentq(excess, best.x[j] - 10, best.x[j], args=(j,), xtol=1e-12)
-        theta_high = optimize.brentq(excess, best.x[j], best.x[j] + 10, args=(j,), xtol=1e-12)
+        theta_low, theta_high = profile_limits(loglik, best.x, q, j, width=10)
         # the odds ratio is exp(-theta): its interval is the logit's, reversed
         assert float(low[j]) == pytest.approx(math.exp(-theta_high), rel=1e-6)
         assert float(high[j]) == pytest.approx(math.exp(-theta_low), rel=1e-6)
