@@ -135,6 +135,35 @@ def test_gumbel_top_k_draws_follow_the_wallenius_law():
         [0.0, 1.0, 0.0, 1.0, 1.0, 0.0], dtype=F64)).all(-1)]), rtol=1e-10, atol=0)
 
 
+@pytest.mark.parametrize(("dtype", "spread", "direct"), [
+    (torch.float64, 4.0, True), (torch.float32, 60.0, True),
+    (torch.float32, 120.0, False), (torch.float64, 900.0, False)])
+def test_gumbel_top_k_order_score_is_the_plackett_luce_probability(dtype, spread, direct):
+    """``sample_with_score``'s log-probability of the order, against the Plackett-Luce product
+    summed position by position in float64; the weights are summed directly where the logits
+    spread little (``EXP_SPREAD``), else in log space (``logcumsumexp``), and both paths are
+    exact, with their gradients."""
+    from diffhypergeom.laws.topk import GumbelTopK
+
+    theta = torch.linspace(-spread / 2, spread / 2, 9, dtype=F64)[torch.tensor(
+        [4, 0, 7, 2, 8, 1, 5, 3, 6])]
+    logits = theta.to(dtype).requires_grad_()
+    d = GumbelTopK(logits, 4)
+    assert (d._exp_shift() is not None) == direct
+    torch.manual_seed(3)
+    _, log_order = d.sample_with_score((50,))
+    torch.manual_seed(3)
+    order = d._ranks(torch.Size((50,)))
+    point = logits.detach().to(F64).requires_grad_()
+    chosen = point[order]
+    reference = sum(chosen[:, j] - torch.logsumexp(chosen[:, j:], -1) for j in range(4))
+    tolerance = 1e-12 if dtype == F64 else 1e-5 * spread
+    torch.testing.assert_close(log_order.to(F64), reference, rtol=0, atol=tolerance)
+    (grad,) = torch.autograd.grad(log_order.sum(), logits)
+    (expected,) = torch.autograd.grad(reference.sum(), point)
+    torch.testing.assert_close(grad.to(F64), expected, rtol=0, atol=1e-9 if dtype == F64 else 1e-3)
+
+
 def test_covariance_matches_enumeration_and_carries_its_gradient():
     logits = torch.tensor([0.3, -1.0, 0.8, 0.0, 1.5, -0.2], dtype=F64, requires_grad=True)
     masks, probs, mean = _brute(logits.detach(), 3)

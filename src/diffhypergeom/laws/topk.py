@@ -19,6 +19,7 @@ class). Two members are computed the way the draws are made:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -37,7 +38,11 @@ from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
 from diffhypergeom.numerics import race
 from diffhypergeom.numerics.special import NEG_INF
 
-__all__ = ["GumbelTopK"]
+__all__ = ["EXP_SPREAD", "GumbelTopK"]
+
+# ``sample_with_score`` sums the weights ``exp(logits - max)`` directly where the logits spread
+# over at most this fraction of ``-log(tiny)`` of their dtype (78 in float32, 637 in float64)
+EXP_SPREAD = 0.9
 
 
 class GumbelTopK(MultivariateWalleniusNCHypergeometric):
@@ -59,6 +64,8 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         >>> x.sum(-1), log_order.shape
         (tensor([2., 2., 2.]), torch.Size([3]))
     """
+
+    caches = MultivariateWalleniusNCHypergeometric.caches + ("_exp_safe",)
 
     def __init__(self, logits: TensorLike, k: TensorLike, *,
                  validate_args: bool | None = None):
@@ -141,10 +148,30 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
         check_count_dtype(self.logits.dtype, self.draws, at_most=self.num_classes)
         order = self._ranks(sample_shape)
         logits = self.logits.expand(order.shape).gather(-1, order)
-        remaining = logits.flip(-1).logcumsumexp(-1).flip(-1)
+        shift = self._exp_shift()
+        if shift is not None:  # the weights' suffix sums, cheaper than logcumsumexp
+            remaining = (logits - shift).exp().flip(-1).cumsum(-1).flip(-1).log() + shift
+        else:
+            remaining = logits.flip(-1).logcumsumexp(-1).flip(-1)
         first = self._first(order)
         log_order = torch.where(first, logits - remaining, 0.0).sum(-1)
         return self._chosen(order, first), log_order
+
+    def _exp_shift(self) -> torch.Tensor | None:
+        """The largest logit of the batch (detached), where all logits lie within
+        ``EXP_SPREAD`` of it, so that the weights ``exp(logits - shift)`` are normal numbers
+        of the logits' dtype, none rounded to zero; ``None`` otherwise, infinite logits
+        included (computed once)."""
+        found = self.__dict__.get("_exp_safe")
+        if found is None:
+            theta = self.logits.detach()
+            found = ()
+            if theta.numel():
+                low, high = torch.aminmax(theta)
+                if float(high - low) <= EXP_SPREAD * -math.log(torch.finfo(theta.dtype).tiny):
+                    found = (high,)
+            self._exp_safe = found
+        return found[0] if found else None
 
     # ------------------------------------------------------------------ inclusion
     def _inclusion(self) -> tuple[torch.Tensor, torch.Tensor] | None:
