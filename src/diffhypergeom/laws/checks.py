@@ -11,8 +11,8 @@ import torch
 __all__ = [
     "MAX_TOTAL", "TensorLike", "as_count_tensor", "as_float_tensor", "broadcast_batch",
     "broadcast_value", "check_bool", "check_class_index", "check_labels", "check_logits",
-    "check_not_meta", "check_positive", "check_sample_shape", "check_subset_size", "check_total",
-    "check_weights",
+    "check_not_meta", "check_positive", "check_sample_shape", "check_total",
+    "check_weights", "subset_urn",
     "expanded_shape", "on_device",
 ]
 
@@ -132,12 +132,23 @@ def expanded_shape(batch_shape: object, current: torch.Size) -> torch.Size:
                      f"right)")
 
 
-def check_subset_size(k: torch.Tensor, items: int) -> None:
-    """A ``ValueError`` naming ``k`` where a subset would hold more than the ``items`` there are;
-    made with or without ``validate_args``: no subset exists, and the laws would otherwise give
-    all ``N`` items or fail deep inside."""
+def subset_urn(logits: TensorLike, k: TensorLike, checking: bool
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The urn of a k-subset law (``KSubset``, ``GumbelTopK``): ``(logits, k, population)``
+    with ``population = ones(N)``, after the checks its urn law would otherwise repeat. Finite
+    logits and counts ``k`` are checked when ``checking`` (``validate_args``); ``k <= N`` always,
+    a ``ValueError`` naming ``k``: no subset exists, and the laws would otherwise give all
+    ``N`` items or fail deep inside."""
+    logits = as_float_tensor(logits, "logits")
+    if logits.dim() == 0:
+        raise ValueError("logits must have an item dimension: shape [..., N]")
+    k = as_count_tensor(k, "k", logits.device, checking)
+    if checking:
+        check_logits(logits)
+    items = logits.shape[-1]
     if k.numel() and bool((k > items).any()):
         raise ValueError(f"k must be <= N = {items} (the items), got {k.max().item()}")
+    return logits, k, torch.ones(items, dtype=torch.int64, device=logits.device)
 
 
 def check_class_index(i: object, classes: int) -> int:

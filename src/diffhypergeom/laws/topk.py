@@ -28,11 +28,8 @@ from torch.distributions import Distribution
 from diffhypergeom.laws.base import check_count_dtype, with_graph_of
 from diffhypergeom.laws.checks import (
     TensorLike,
-    as_count_tensor,
-    as_float_tensor,
-    check_logits,
     check_sample_shape,
-    check_subset_size,
+    subset_urn,
 )
 from diffhypergeom.laws.wallenius import MultivariateWalleniusNCHypergeometric
 from diffhypergeom.numerics import race
@@ -71,16 +68,8 @@ class GumbelTopK(MultivariateWalleniusNCHypergeometric):
                  validate_args: bool | None = None):
         checking = (Distribution._validate_args if validate_args is None
                     else bool(validate_args))
-        logits = as_float_tensor(logits, "logits")
-        if logits.dim() == 0:
-            raise ValueError("logits must have an item dimension: shape [..., N]")
-        k = as_count_tensor(k, "k", logits.device, checking)
-        if checking:
-            check_logits(logits)
-        check_subset_size(k, logits.shape[-1])
-        population = torch.ones(logits.shape[-1], dtype=torch.int64, device=logits.device)
-        # the checks the Wallenius law would repeat (an urn of ones, finite logits, k <= N)
-        # are made above
+        logits, k, population = subset_urn(logits, k, checking)
+        # subset_urn made the checks the Wallenius law would repeat (an urn of ones)
         super().__init__(population, k, logits=logits, validate_args=False)
         self._validate_args = checking
 
