@@ -169,10 +169,16 @@ def test_fisher_estimates_cover_planted_logits_within_their_standard_errors():
         result = fit(Fisher, population, draws, counts)
         z.append((result.logits[1:] - truth[1:]) / result.stderr[1:])
     z = torch.stack(z).flatten()
+    _assert_standard_normal_coverage(z)
+    assert 0.8 < float(z.std()) < 1.2
+
+
+def _assert_standard_normal_coverage(z: torch.Tensor) -> None:
+    """``(estimate - truth) / stderr`` over seeds: within ``Z95`` as often as a binomial 95%
+    allows, and centred within 3.5 standard errors."""
     low, high = _binomial_bounds(len(z), 0.95)
     assert low <= int((z.abs() < Z95).sum()) <= high
     assert abs(float(z.mean())) < 3.5 / math.sqrt(len(z))
-    assert 0.8 < float(z.std()) < 1.2
 
 
 def test_profile_intervals_cover_the_planted_odds():
@@ -202,9 +208,7 @@ def test_wallenius_estimates_from_many_urns_cover_planted_logits():
         result = fit(Wallenius, population, draws, counts)
         z.append((result.logits[1:] - truth[1:]) / result.stderr[1:])
     z = torch.stack(z).flatten()
-    low, high = _binomial_bounds(len(z), 0.95)
-    assert low <= int((z.abs() < Z95).sum()) <= high
-    assert abs(float(z.mean())) < 3.5 / math.sqrt(len(z))
+    _assert_standard_normal_coverage(z)
 
 
 def test_many_draws_from_one_urn_cost_one_engine():

@@ -16,7 +16,7 @@ from diffhypergeom.laws import (
 from diffhypergeom.laws.checks import TensorLike, as_count_tensor, as_float_tensor
 
 __all__ = ["ALTERNATIVES", "as_float64", "check_alternative", "check_law", "check_level",
-           "urn_rows"]
+           "critical_value", "urn_rows"]
 
 ALTERNATIVES = ("two-sided", "less", "greater")
 
@@ -96,6 +96,13 @@ def check_alternative(alternative: object) -> str:
     if alternative not in ALTERNATIVES:
         raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
     return str(alternative)
+
+
+def critical_value(level: float, alternative: str) -> float:
+    """The standard normal quantile of an interval at ``level``: ``ndtri((1 + level) / 2)``
+    two-sided, ``ndtri(level)`` one-sided (``alternative`` checked already)."""
+    p = (1 + level) / 2 if alternative == "two-sided" else level
+    return float(torch.special.ndtri(torch.tensor(p, dtype=torch.float64)))
 
 
 def urn_rows(population: TensorLike, draws: TensorLike, observed: TensorLike, name: str,

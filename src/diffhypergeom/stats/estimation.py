@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 import torch
 
 from diffhypergeom.laws.checks import TensorLike
-from diffhypergeom.stats.checks import check_alternative, check_law, check_level, urn_rows
+from diffhypergeom.stats.checks import (
+    check_alternative,
+    check_law,
+    check_level,
+    critical_value,
+    urn_rows,
+)
 from diffhypergeom.stats.likelihood import SharedLogitLikelihood
 from diffhypergeom.stats.solvers import increasing_root, maximize
 
@@ -71,9 +77,7 @@ class FitResult:
         """
         level = check_level(level)
         alternative = check_alternative(alternative)
-        one_sided = alternative != "two-sided"
-        z = float(torch.special.ndtri(torch.tensor(level if one_sided else (1 + level) / 2,
-                                                   dtype=torch.float64)))
+        z = critical_value(level, alternative)
         c = self.logits.numel()
         low = torch.zeros(c, dtype=torch.float64)
         high = torch.zeros(c, dtype=torch.float64)

@@ -21,7 +21,7 @@ import torch
 from diffhypergeom.laws import MultivariateFisherNCHypergeometric
 from diffhypergeom.laws.checks import TensorLike, as_count_tensor
 from diffhypergeom.numerics.support import support_points, support_size
-from diffhypergeom.stats.checks import check_alternative, check_level
+from diffhypergeom.stats.checks import check_alternative, check_level, critical_value
 from diffhypergeom.stats.estimation import fit, profile_endpoint
 from diffhypergeom.stats.likelihood import SharedLogitLikelihood
 from diffhypergeom.stats.tilting import TiltedCount
@@ -93,10 +93,6 @@ class OddsRatioResult:
         """
         level = check_level(confidence_level, "confidence_level")
         return self._interval(level, check_alternative(alternative))
-
-
-def _normal_quantile(p: float) -> float:
-    return float(torch.special.ndtri(torch.tensor(p, dtype=torch.float64)))
 
 
 def odds_ratio(table: TensorLike, *, kind: str = "conditional") -> OddsRatioResult:
@@ -179,11 +175,10 @@ def _sample(table: torch.Tensor) -> tuple[torch.Tensor, Callable[[float, str], I
 
     def interval(level: float, alternative: str) -> Interval:
         log_or = statistic.log()
+        z = critical_value(level, alternative)
         if alternative == "two-sided":
-            z = _normal_quantile(0.5 * level + 0.5)
             low, high = log_or - z * se, log_or + z * se
         else:
-            z = _normal_quantile(level)
             low = log_or - z * se if alternative == "greater" else torch.full_like(se, -math.inf)
             high = log_or + z * se if alternative == "less" else torch.full_like(se, math.inf)
         low = torch.where(empty, -math.inf, low).exp()
@@ -293,8 +288,7 @@ def _conditional_2xc(table: torch.Tensor
                                 (-math.inf, math.inf), -1 if heavy else 1, z)
 
     def interval(level: float, alternative: str) -> Interval:
-        two = alternative == "two-sided"
-        z = _normal_quantile(0.5 * (1 + level) if two else level)
+        z = critical_value(level, alternative)
         low = torch.zeros(columns - 1, dtype=torch.float64)
         high = torch.full((columns - 1,), math.inf, dtype=torch.float64)
         if reduced is not None:
